@@ -1,0 +1,84 @@
+import { join } from 'node:path';
+import { writeConfigDrive, type GuestConfig } from '../guest/config-drive.js';
+import type { ImageManifest, VmSpec } from './models.js';
+import type { DiskAttachment, GuestAddress, ImageCatalog, LaunchSpec, NicAttachment } from './ports.js';
+
+export const CONFIG_DRIVE = 'config.img';
+export const CONSOLE_LOG = 'console.log';
+
+export interface BootNetwork {
+  nic: NicAttachment | null;
+  address: GuestAddress | null;
+  dns: string[];
+  search: string | null;
+}
+
+export interface BootVolume {
+  path: string;
+  uuid: string;
+  mountPath: string;
+  readOnly: boolean;
+}
+
+/** The guest's side of a boot: what its init is told through the config drive. */
+export function guestConfigFor(
+  image: ImageManifest,
+  spec: VmSpec,
+  hostname: string,
+  net: BootNetwork,
+  volumes: BootVolume[],
+  now: Date,
+): GuestConfig {
+  return {
+    hostname,
+    argv: [...image.entrypoint, ...(spec.args ?? image.args)],
+    env: { ...image.env, ...spec.env },
+    workdir: image.workdir,
+    layers: image.layers.map((l) => l.id),
+    volumes: volumes.map((v) => ({ uuid: v.uuid, mountPath: v.mountPath, readOnly: v.readOnly })),
+    hosts: [],
+    dns: net.dns,
+    search: net.search,
+    ready: image.ready,
+    stopTimeoutMs: spec.stopTimeoutMs,
+    time: now.getTime() / 1000,
+  };
+}
+
+/**
+ * Writes the config drive into runDir and returns what the VMM needs to boot the VM:
+ * kernel, initrd, the image's layers read-only (shared, never copied), volumes read-write,
+ * then the config drive.
+ */
+export async function prepareBoot(
+  images: ImageCatalog,
+  image: ImageManifest,
+  spec: VmSpec,
+  vm: { id: string; hostname: string; runDir: string },
+  net: BootNetwork,
+  volumes: BootVolume[],
+  now: Date,
+  verbose = false,
+): Promise<LaunchSpec> {
+  const configPath = join(vm.runDir, CONFIG_DRIVE);
+  await writeConfigDrive(configPath, guestConfigFor(image, spec, vm.hostname, net, volumes, now));
+  const disks: DiskAttachment[] = [
+    ...image.layers.map((l) => ({ path: images.layerPath(l), readOnly: true })),
+    ...volumes.map((v) => ({ path: v.path, readOnly: v.readOnly })),
+    { path: configPath, readOnly: true },
+  ];
+  return {
+    vmId: vm.id,
+    hostname: vm.hostname,
+    vcpus: spec.vcpus,
+    memMiB: spec.memMiB,
+    kernel: images.kernelPath(image),
+    initrd: images.initrdPath(image),
+    disks,
+    nic: net.nic,
+    address: net.address,
+    runDir: vm.runDir,
+    consoleLog: join(vm.runDir, CONSOLE_LOG),
+    verbose,
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The ports of the core: what it needs from the world, as interfaces. Adapters
+ * (drivers/qemu, drivers/firecracker, network/, images/, state/) implement them; the core
+ * never sees a QEMU flag, an `ip` command or SQL.
+ */
+import type { ImageManifest, VmRecord, VmState, VolumeRecord } from './models.js';
+
+// ---------- VMM driver ----------
+
+export interface DiskAttachment {
+  path: string;
+  readOnly: boolean;
+}
+
+export type NicAttachment =
+  | { kind: 'tap'; tap: string; mac: string; netns: string | null }
+  | { kind: 'user'; mac: string; forwards: { hostAddr: string; hostPort: number; guestPort: number }[] };
+
+export interface GuestAddress {
+  ip: string;
+  prefix: number;
+  gateway: string;
+}
+
+export interface LaunchSpec {
+  vmId: string;
+  hostname: string;
+  vcpus: number;
+  memMiB: number;
+  kernel: string;
+  initrd: string;
+  disks: DiskAttachment[];
+  nic: NicAttachment | null;
+  /** Configured by the guest kernel from its command line (ip=). */
+  address: GuestAddress | null;
+  /** Private per-VM directory: sockets, pid file, VMM log. */
+  runDir: string;
+  /** The serial console, appended to across boots. */
+  consoleLog: string;
+  /** Show kernel messages on the console. */
+  verbose?: boolean;
+}
+
+export interface VmmExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface VmmProcess {
+  readonly pid: number;
+  /** Settles when the VMM process is gone, however it ended. */
+  readonly exited: Promise<VmmExit>;
+  readonly running: boolean;
+  /** Asks the guest to shut down (its init turns this into SIGTERM for the app). */
+  requestStop(): Promise<void>;
+  /** Ends the VM now. */
+  kill(): Promise<void>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Stops watching the VM and leaves it running (daemon shutdown without stopping VMs). */
+  detach(): void;
+}
+
+export interface VmmCapabilities {
+  pause: boolean;
+  snapshot: boolean;
+  tapNetwork: boolean;
+  userNetwork: boolean;
+  /** virtio-blk disks one VM can have (layers, volumes and the config drive). */
+  maxDisks: number;
+}
+
+export interface Vmm {
+  readonly name: string;
+  readonly capabilities: VmmCapabilities;
+  launch(spec: LaunchSpec): Promise<VmmProcess>;
+  /** Re-attaches to a VM launched by an earlier process; null when it is not running any more. */
+  adopt(vmId: string, pid: number, runDir: string): Promise<VmmProcess | null>;
+  /** The exact command launch() would run, for benchmarks and debugging. */
+  commandLine(spec: LaunchSpec): Promise<{ command: string; args: string[] }>;
+}
+
+// ---------- images ----------
+
+export interface ImageCatalog {
+  get(ref: string, field?: string): Promise<ImageManifest>;
+  kernelPath(m: ImageManifest): string;
+  initrdPath(m: ImageManifest): string;
+  layerPath(layer: ImageManifest['layers'][number]): string;
+}
+
+// ---------- network ----------
+
+export interface NetworkLease {
+  ip: string;
+  mac: string;
+  prefix: number;
+  gateway: string;
+  dns: string[];
+  search: string | null;
+}
+
+export interface VmNetwork {
+  /** Reserves an address for a VM, or returns the one it already holds. */
+  lease(vmId: string): Promise<NetworkLease>;
+  release(vmId: string): Promise<void>;
+  createTap(vmId: string): Promise<string>;
+  deleteTap(tap: string): Promise<void>;
+  /** Taps that exist now (to find those a crash left behind). */
+  listTaps(): Promise<string[]>;
+  /** Leases held by VM id (to find those a crash left behind). */
+  leasedVmIds(): string[];
+  /** Network namespace the VMM must run in, or null. */
+  readonly netns: string | null;
+  /** Publishes host ports to a guest; returns an undo. */
+  publish(vmId: string, ip: string, ports: { hostAddr: string; hostPort: number; guestPort: number }[]): Promise<() => Promise<void>>;
+  /** Names VMs resolve each other by. */
+  setName(name: string, ip: string | null): void;
+}
+
+// ---------- volumes ----------
+
+export interface VolumeDisks {
+  /** Path of the disk file of a volume. */
+  pathOf(name: string): string;
+  /** Creates an empty ext4 disk with the given filesystem UUID. */
+  create(name: string, sizeMiB: number, uuid: string): Promise<string>;
+  remove(name: string): Promise<void>;
+}
+
+// ---------- state ----------
+
+export interface StateStore {
+  insertVm(vm: VmRecord): void;
+  updateVm(vm: VmRecord): void;
+  deleteVm(id: string): void;
+  getVm(idOrName: string): VmRecord | null;
+  listVms(filter?: { state?: VmState }): VmRecord[];
+  getVolume(name: string): VolumeRecord | null;
+  listVolumes(): VolumeRecord[];
+  insertVolume(v: VolumeRecord): void;
+  updateVolume(v: VolumeRecord): void;
+  deleteVolume(name: string): void;
+}
+
+export interface Clock {
+  now(): Date;
+}

@@ -1,0 +1,136 @@
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { parseGuestEvent, type GuestEvent } from './console-events.js';
+
+export interface ConsoleTailOptions {
+  /** Byte offset to start at (a VM's log is appended across boots). */
+  offset?: number;
+  pollMs?: number;
+}
+
+/**
+ * Follows a VM's console log file as the VMM appends to it, emitting 'line' for every
+ * complete line and 'event' for the guest init's @uigniter lines. inotify wakes it at
+ * once; a slow poll backs it up because watch events can be coalesced or missed.
+ */
+export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEvent] }> {
+  private offset: number;
+  private partial = '';
+  private fh: FileHandle | null = null;
+  private watcher: FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private reading = false;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly opts: ConsoleTailOptions = {},
+  ) {
+    super();
+    this.offset = opts.offset ?? 0;
+  }
+
+  static async sizeOf(path: string): Promise<number> {
+    return stat(path).then((s) => s.size).catch(() => 0);
+  }
+
+  start(): this {
+    this.timer = setInterval(() => void this.pump(), this.opts.pollMs ?? 100);
+    this.timer.unref();
+    try {
+      this.watcher = watch(this.path, () => void this.pump());
+      this.watcher.on('error', () => undefined);
+    } catch {
+      /* not created yet: the poll picks it up */
+    }
+    void this.pump();
+    return this;
+  }
+
+  /** Reads what is new now; resolves when the file has been read to its current end. */
+  async pump(): Promise<void> {
+    if (this.stopped) return;
+    if (this.reading) {
+      this.again = true;
+      return;
+    }
+    this.reading = true;
+    try {
+      do {
+        this.again = false;
+        await this.readNew();
+      } while (this.again && !this.stopped);
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  private async readNew(): Promise<void> {
+    if (!this.fh) {
+      try {
+        this.fh = await open(this.path, 'r');
+      } catch {
+        return;
+      }
+      if (!this.watcher && !this.stopped) {
+        try {
+          this.watcher = watch(this.path, () => void this.pump());
+          this.watcher.on('error', () => undefined);
+        } catch {
+          /* keep polling */
+        }
+      }
+    }
+    const buf = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const { bytesRead } = await this.fh.read(buf, 0, buf.length, this.offset);
+      if (bytesRead === 0) return;
+      this.offset += bytesRead;
+      const text = this.partial + buf.subarray(0, bytesRead).toString('utf8');
+      const lines = text.split('\n');
+      this.partial = lines.pop() ?? '';
+      for (const raw of lines) {
+        const line = raw.replace(/\r$/, '');
+        this.emit('line', line);
+        const ev = parseGuestEvent(line);
+        if (ev) this.emit('event', ev);
+      }
+    }
+  }
+
+  /** Resolves with the first guest event that matches, or rejects after timeoutMs or on abort. */
+  waitFor(match: (e: GuestEvent) => boolean, timeoutMs: number, signal?: AbortSignal): Promise<GuestEvent> {
+    return new Promise((resolve, reject) => {
+      const done = (fn: () => void): void => {
+        clearTimeout(timer);
+        this.off('event', onEvent);
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const onEvent = (e: GuestEvent): void => {
+        if (match(e)) done(() => resolve(e));
+      };
+      const onAbort = (): void => done(() => reject(signal?.reason ?? new Error('aborted')));
+      const timer = setTimeout(() => done(() => reject(new Error(`timed out after ${timeoutMs} ms`))), timeoutMs);
+      this.on('event', onEvent);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void this.pump();
+    });
+  }
+
+  get position(): number {
+    return this.offset;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.watcher?.close();
+    this.watcher = null;
+    const fh = this.fh;
+    this.fh = null;
+    await fh?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,56 @@
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UigniterError } from '../core/errors.js';
+import { run } from '../util/exec.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { sha256 } from '../util/hash.js';
+import { digestTree, type TreeEntry } from './file-tree.js';
+import type { Layer, LayerStore } from './layer-store.js';
+
+export interface Runtime {
+  kind: 'node';
+  version: string;
+  layer: Layer;
+}
+
+/** Parses `ldd` output into the absolute paths the loader will open. */
+export function parseLdd(output: string): string[] {
+  const paths = new Set<string>();
+  for (const line of output.split('\n')) {
+    const arrow = /=>\s+(\/\S+)/.exec(line);
+    const bare = /^\s*(\/\S+)\s+\(0x/.exec(line);
+    const p = arrow?.[1] ?? bare?.[1];
+    if (p) paths.add(p);
+  }
+  return [...paths].sort();
+}
+
+/**
+ * The Node.js runtime layer: the host's node binary at /usr/bin/node plus the shared
+ * libraries ldd names, at the paths the loader expects. Measured here: that is all a
+ * guest needs to run node. Built once per node binary and shared by every node image.
+ */
+export async function ensureNodeRuntime(layers: LayerStore, cacheDir: string, nodePath = process.execPath): Promise<Runtime> {
+  const real = await realpath(nodePath);
+  const st = await stat(real);
+  const ldd = await run('ldd', [real]).catch((e: unknown) => {
+    throw new UigniterError('failed_precondition', `cannot list the libraries of ${real}: ${String(e)}`);
+  });
+  const version = (await run(real, ['--version'])).stdout.trim();
+  // Hashing a 100 MB binary on every image build is slow; trust (path, size, mtime, libs).
+  const fingerprint = sha256(`${real}\n${st.size}\n${st.mtimeMs}\n${ldd.stdout}`).slice(0, 24);
+  const index = join(cacheDir, 'runtime', `node-${fingerprint}.json`);
+  const known = await readFile(index, 'utf8').then((t) => JSON.parse(t) as { digest: string }).catch(() => null);
+
+  const entries: TreeEntry[] = [
+    { path: 'usr/bin/node', kind: 'file', source: real, mode: 0o755 },
+    { path: 'usr/local/bin/node', kind: 'symlink', target: '/usr/bin/node' },
+  ];
+  for (const lib of parseLdd(ldd.stdout)) {
+    entries.push({ path: lib.slice(1), kind: 'file', source: await realpath(lib), mode: 0o755 });
+  }
+  const digest = known?.digest ?? (await digestTree(entries));
+  const layer = await layers.ensure(entries, digest);
+  if (!known) await writeFileAtomic(index, JSON.stringify({ digest, node: real, version }));
+  return { kind: 'node', version, layer };
+}

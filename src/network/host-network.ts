@@ -1,0 +1,108 @@
+import { UigniterError } from '../core/errors.js';
+import type { NetworkLease, VmNetwork } from '../core/ports.js';
+import { DnsServer } from './dns-server.js';
+import type { LeaseStore } from './lease-store.js';
+import { NamespaceNetwork } from './namespace-network.js';
+import { forwardPort } from './port-forwarder.js';
+import { guestAddresses, layoutFor, macForIp, type VmNetworkLayout, type VmNetworkOptions } from './vm-network-config.js';
+
+/**
+ * The VmNetwork the daemon uses: addresses leased from the SQLite store, a tap per VM on
+ * the bridge in the daemon's namespace, names served by DNS on the host's veth address,
+ * published ports proxied from the host.
+ */
+export class HostNetwork implements VmNetwork {
+  readonly layout: VmNetworkLayout;
+  readonly namespace: NamespaceNetwork;
+  readonly dns: DnsServer;
+  private dnsUp = false;
+
+  constructor(
+    options: VmNetworkOptions,
+    private readonly leases: LeaseStore,
+    private readonly log: (msg: string) => void = () => undefined,
+  ) {
+    this.layout = layoutFor(options);
+    this.namespace = new NamespaceNetwork(this.layout);
+    this.dns = new DnsServer(this.layout.dnsDomain);
+  }
+
+  get netns(): string {
+    return this.layout.netns;
+  }
+
+  async start(): Promise<void> {
+    await this.namespace.setup();
+    try {
+      await this.dns.listen(this.layout.hostAddress, 53);
+      this.dnsUp = true;
+    } catch (e) {
+      this.log(`DNS for VM names is unavailable: cannot listen on ${this.layout.hostAddress}:53 (${String(e)})`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.dns.close();
+  }
+
+  async lease(vmId: string): Promise<NetworkLease> {
+    const l =
+      this.leases.leaseFor(vmId) ??
+      this.leases.takeLease(vmId, guestAddresses(this.layout, this.leases.lastLeasedIp() ?? undefined), macForIp, new Date().toISOString());
+    if (!l) {
+      throw new UigniterError('limit_exceeded', 'no free address left in the VM subnet: every address is leased');
+    }
+    return {
+      ip: l.ip,
+      mac: l.mac,
+      prefix: this.layout.subnet.prefix,
+      gateway: this.layout.gateway,
+      dns: this.dnsUp ? [this.layout.hostAddress] : [],
+      search: this.layout.dnsDomain,
+    };
+  }
+
+  async release(vmId: string): Promise<void> {
+    this.leases.releaseLease(vmId);
+  }
+
+  leasedVmIds(): string[] {
+    return this.leases.listLeases().map((l) => l.vmId);
+  }
+
+  tapName(vmId: string): string {
+    return `${this.layout.tapPrefix}${vmId.slice(0, 12)}`;
+  }
+
+  async createTap(vmId: string): Promise<string> {
+    const tap = this.tapName(vmId);
+    if (await this.namespace.ns.linkExists(tap)) await this.namespace.deleteTap(tap);
+    await this.namespace.createTap(tap);
+    return tap;
+  }
+
+  async deleteTap(tap: string): Promise<void> {
+    await this.namespace.deleteTap(tap);
+  }
+
+  listTaps(): Promise<string[]> {
+    return this.namespace.listTaps();
+  }
+
+  async publish(_vmId: string, ip: string, ports: { hostAddr: string; hostPort: number; guestPort: number }[]): Promise<() => Promise<void>> {
+    const undos: (() => Promise<void>)[] = [];
+    try {
+      for (const p of ports) undos.push(await forwardPort(p.hostAddr, p.hostPort, ip, p.guestPort));
+    } catch (e) {
+      for (const u of undos.reverse()) await u();
+      throw e;
+    }
+    return async () => {
+      for (const u of undos.reverse()) await u();
+    };
+  }
+
+  setName(name: string, ip: string | null): void {
+    this.dns.set(name, ip);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Schema migrations, applied in order inside one transaction each; the applied version is
+ * SQLite's user_version. Append only: never edit a migration that has shipped.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: VMs (a JSON record plus the columns we query by), IP leases, volumes.
+  `
+  CREATE TABLE vms (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    image_ref TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX vms_state ON vms(state);
+  CREATE INDEX vms_image ON vms(image_ref);
+  CREATE TABLE ip_leases (
+    ip TEXT PRIMARY KEY,
+    vm_id TEXT NOT NULL UNIQUE,
+    mac TEXT NOT NULL,
+    leased_at TEXT NOT NULL
+  );
+  CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    size_mib INTEGER NOT NULL,
+    uuid TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    attached_to TEXT
+  );
+  `,
+];
