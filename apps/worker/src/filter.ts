@@ -44,7 +44,7 @@ export function filterPixels(rgba: Uint8Array, width: number, height: number): U
     const below = (y < height - 1 ? y + 1 : height - 1) * width;
     for (let x = 0; x < width; x++) {
       const sum = (rowSums[above + x] as number) + (rowSums[row + x] as number) + (rowSums[below + x] as number);
-      const value = Math.floor((sum + 5) / 9);
+      const value = Math.floor((sum + 4) / 9);
       const i = (row + x) * 4;
       out[i] = value;
       out[i + 1] = value;
