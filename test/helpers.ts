@@ -114,3 +114,13 @@ export async function freePort(): Promise<number> {
     s.on('error', reject);
   });
 }
+
+/** A static-binary app (busybox) running `sh -c script`: boots in about a second, no runtime layer. */
+export async function makeShellApp(script: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const { chmod, copyFile, mkdtemp: mk, writeFile } = await import('node:fs/promises');
+  const dir = await mk(join(tmpdir(), 'uigniter-shell-app-'));
+  await copyFile('/bin/busybox', join(dir, 'busybox'));
+  await chmod(join(dir, 'busybox'), 0o755);
+  await writeFile(join(dir, 'uigniter.json'), JSON.stringify({ entry: 'busybox', args: ['sh', '-c', script], ...extra }));
+  return dir;
+}

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../util/package-root.js';
+import { registerDaemon } from './commands/daemon.js';
 import { registerImage } from './commands/image.js';
 import { registerKernel } from './commands/kernel.js';
+import { registerRemote } from './commands/remote.js';
 import { registerVm } from './commands/vm.js';
 import { EXIT, reportError } from './output.js';
 
@@ -16,6 +18,8 @@ const program = new Command('uigniter')
 registerKernel(program);
 registerImage(program);
 registerVm(program);
+registerDaemon(program);
+registerRemote(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -37,7 +37,7 @@ export function exitCodeFor(code: ErrorCode | undefined): number {
 
 /** Prints one line naming the problem and returns the exit code for it. */
 export function reportError(e: unknown): number {
-  const code = isUigniterError(e) ? e.code : (e as { code?: ErrorCode }).code;
+  const code = isUigniterError(e) ? e.code : (e as { code?: ErrorCode } | null)?.code;
   process.stderr.write(`uigniter: error: ${messageOf(e).split('\n')[0]}\n`);
   if (process.env.UIGNITER_DEBUG && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
   return exitCodeFor(code);

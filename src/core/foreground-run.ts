@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConsoleTail } from '../guest/console-tail.js';
+import { processAlive as alive } from '../util/process.js';
 import type { GuestEvent } from '../guest/console-events.js';
 import { UigniterError } from './errors.js';
 import { prepareBoot } from './guest-boot.js';
@@ -169,4 +170,16 @@ export async function runForeground(
 export function macFor(id: string): string {
   const hex = id.replace(/[^0-9a-f]/g, '').padEnd(10, '0').slice(0, 10);
   return ['52', ...hex.match(/../g)!].join(':');
+}
+
+/** Foreground VMs (`vm run`) of this home still running an image, as "VM name (pid N)". */
+export async function foregroundUsers(vmsDir: string, imageRef: string): Promise<string | null> {
+  for (const dir of await readdir(vmsDir).catch(() => [] as string[])) {
+    if (!dir.startsWith('fg-')) continue;
+    const owner = await readFile(join(vmsDir, dir, FOREGROUND_OWNER), 'utf8')
+      .then((t) => JSON.parse(t) as { pid: number; image: string; name: string })
+      .catch(() => null);
+    if (owner && owner.image === imageRef && alive(owner.pid)) return `VM ${owner.name} (vm run, pid ${owner.pid})`;
+  }
+  return null;
 }

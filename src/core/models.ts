@@ -81,6 +81,8 @@ export interface VmRecord {
   pid: number | null;
   /** How many times it has booted. */
   boots: number;
+  /** Where this boot's output starts in the console log (the log is kept across boots). */
+  consoleOffset: number;
   exitCode: number | null;
   error: string | null;
   bootMs: number | null;

@@ -30,6 +30,13 @@ export class Plan<C> {
     private readonly hooks: PlanHooks = {},
   ) {}
 
+  /** A plan whose steps already ran in an earlier process (a VM adopted after a restart). */
+  static adopted<C>(ctx: C, steps: readonly Step<C>[], hooks: PlanHooks = {}): Plan<C> {
+    const plan = new Plan(ctx, hooks);
+    plan.done.push(...steps);
+    return plan;
+  }
+
   get completed(): readonly string[] {
     return this.done.map((s) => s.name);
   }

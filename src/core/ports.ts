@@ -76,6 +76,8 @@ export interface Vmm {
   launch(spec: LaunchSpec): Promise<VmmProcess>;
   /** Re-attaches to a VM launched by an earlier process; null when it is not running any more. */
   adopt(vmId: string, pid: number, runDir: string): Promise<VmmProcess | null>;
+  /** VMs of this driver running from directories under vmsDir (to find those nobody owns). */
+  listRunning(vmsDir: string): Promise<{ vmId: string; pid: number }[]>;
   /** The exact command launch() would run, for benchmarks and debugging. */
   commandLine(spec: LaunchSpec): Promise<{ command: string; args: string[] }>;
 }
@@ -87,6 +89,13 @@ export interface ImageCatalog {
   kernelPath(m: ImageManifest): string;
   initrdPath(m: ImageManifest): string;
   layerPath(layer: ImageManifest['layers'][number]): string;
+}
+
+export interface ImageRepository extends ImageCatalog {
+  list(): Promise<ImageManifest[]>;
+  build(dir: string, ref: string): Promise<{ manifest: ImageManifest; unchanged: boolean }>;
+  /** Removes an image unless `usage` names a user; then drops layers nothing refers to. */
+  remove(ref: string, usage: (m: ImageManifest) => Promise<string | null>, layersInUse: () => Promise<Set<string>>): Promise<ImageManifest>;
 }
 
 // ---------- network ----------

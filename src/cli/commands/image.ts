@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createProgress } from '../../util/progress.js';
-import { foregroundUsers, localContext } from '../local.js';
+import { foregroundUsers } from '../../core/foreground-run.js';
+import { localContext } from '../local.js';
 import { humanBytes, printJson, table } from '../output.js';
 
 export function registerImage(program: Command): void {
@@ -62,7 +63,7 @@ export function registerImage(program: Command): void {
       const { stateUsers, stateLayers } = await import('../state-usage.js');
       const m = await images.remove(
         ref,
-        async (manifest) => (await foregroundUsers(paths, manifest)) ?? stateUsers(paths, manifest),
+        async (manifest) => (await foregroundUsers(paths.vms, `${manifest.name}:${manifest.tag}`)) ?? stateUsers(paths, manifest),
         () => stateLayers(paths),
       );
       process.stdout.write(`removed ${m.name}:${m.tag}\n`);

@@ -16,6 +16,7 @@ export const launchVmm: Step<BootContext> = {
     ctx.vm = transition(ctx.vm, 'booting', now, {
       pid: ctx.process.pid,
       boots: ctx.vm.boots + 1,
+      consoleOffset: offset,
       startedAt: now.toISOString(),
       readyAt: null,
       stoppedAt: null,

@@ -2,16 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmmExit, VmmProcess } from '../../core/ports.js';
+import { processAlive as pidAlive } from '../../util/process.js';
 import type { QmpClient } from './qmp-client.js';
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** True when /proc/<pid>/cmdline is a QEMU started for this VM, not a recycled pid. */
 export async function isOurQemu(pid: number, vmId: string): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UigniterError } from '../../core/errors.js';
@@ -9,7 +9,8 @@ import { ConsoleTail } from '../../guest/console-tail.js';
 import { which } from '../../util/exec.js';
 import { QMP_SOCKET, qemuArgs, VMM_LOG, type Accel, type QemuHost } from './command-line.js';
 import { hostTscKhz, kvmFacts } from './host-facts.js';
-import { QemuProcess, isOurQemu, pidAlive } from './qemu-process.js';
+import { processAlive as pidAlive } from '../../util/process.js';
+import { QemuProcess, isOurQemu } from './qemu-process.js';
 import { QmpClient } from './qmp-client.js';
 
 export interface QemuVmmOptions {
@@ -132,6 +133,19 @@ export class QemuVmm implements Vmm {
       throw e instanceof UigniterError ? e : new UigniterError('vmm_failed', `qemu did not answer on QMP: ${String(e)}`);
     }
     return new QemuProcess(spawned, qmp, child);
+  }
+
+  async listRunning(vmsDir: string): Promise<{ vmId: string; pid: number }[]> {
+    const out: { vmId: string; pid: number }[] = [];
+    for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(entry)) continue;
+      const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      if (!argv.some((a) => a.includes('qemu-system'))) continue;
+      const name = argv[argv.indexOf('-name') + 1] ?? '';
+      const m = /^uigniter-([a-z0-9-]+),/.exec(name);
+      if (m && argv.some((a) => a.startsWith(`${vmsDir}/`) || a.includes(`path=${vmsDir}/`))) out.push({ vmId: m[1]!, pid: Number(entry) });
+    }
+    return out;
   }
 
   async adopt(vmId: string, pid: number, runDir: string): Promise<VmmProcess | null> {

@@ -1,0 +1,57 @@
+import { invalid } from '../core/errors.js';
+import type { RunBody } from './schemas.js';
+
+const KEYS = new Set(['image_name', 'cmdline', 'read_only']);
+
+/**
+ * Splits a command line into arguments: whitespace separates, single and double quotes
+ * group, backslash escapes. No globbing, variables or operators: the result goes to exec,
+ * not to a shell (so a shell parser such as shell-quote would do too much).
+ */
+export function splitCmdline(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let has = false;
+  let quote: '"' | "'" | null = null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === '\\' && quote === '"' && i + 1 < s.length) cur += s[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      has = true;
+    } else if (c === '\\' && i + 1 < s.length) {
+      cur += s[++i];
+      has = true;
+    } else if (/\s/.test(c)) {
+      if (has || cur) out.push(cur);
+      cur = '';
+      has = false;
+    } else {
+      cur += c;
+    }
+  }
+  if (quote) throw invalid('cmdline', 'cmdline has an unterminated quote');
+  if (has || cur) out.push(cur);
+  return out;
+}
+
+export function isLegacyBody(body: unknown): body is Record<string, unknown> {
+  return typeof body === 'object' && body !== null && 'image_name' in body;
+}
+
+/**
+ * The body of the original Uigniter (`{"image_name", "cmdline", "read_only"}`) as ours:
+ * cmdline replaces the image's arguments; read_only is accepted (our image layers are
+ * always read-only, the root is a throwaway overlay).
+ */
+export function fromLegacyBody(body: Record<string, unknown>): RunBody {
+  for (const k of Object.keys(body)) if (!KEYS.has(k)) throw invalid(k, `unknown field '${k}'`);
+  if (typeof body.image_name !== 'string' || body.image_name === '') throw invalid('image_name', 'image_name must be a non-empty string');
+  if (body.cmdline !== undefined && typeof body.cmdline !== 'string') throw invalid('cmdline', 'cmdline must be a string');
+  if (body.read_only !== undefined && typeof body.read_only !== 'boolean') throw invalid('read_only', 'read_only must be a boolean');
+  const args = typeof body.cmdline === 'string' && body.cmdline.trim() !== '' ? splitCmdline(body.cmdline) : undefined;
+  return { image: body.image_name, ...(args ? { args } : {}) };
+}

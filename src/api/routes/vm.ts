@@ -1,0 +1,126 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { ConsoleTail } from '../../guest/console-tail.js';
+import { isActive } from '../../core/vm-state.js';
+import type { VmManager } from '../../core/vm-manager.js';
+import { fromLegacyBody, isLegacyBody } from '../legacy-body.js';
+import { DeleteQuery, ErrorBody, LogsQuery, RunBody, StopQuery, VmRef, VmView, WaitQuery } from '../schemas.js';
+import { vmView } from '../views.js';
+import { readFile } from 'node:fs/promises';
+
+const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody, 502: ErrorBody, 504: ErrorBody };
+const flag = (v: string | undefined): boolean => v === '1' || v === 'true';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    legacyRun?: boolean;
+  }
+}
+
+/** The VM resource: the seed's three calls (run, start, stop) and what users expect beside them. */
+export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, { manager }) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.post(
+    '/vm/run',
+    {
+      schema: {
+        summary: 'Create a VM from an image and boot it',
+        description: 'Also accepts the original Uigniter body {"image_name", "cmdline", "read_only"}; the answer then carries ip_address too.',
+        tags: ['vm'],
+        querystring: WaitQuery,
+        body: RunBody,
+        response: { 201: VmView, ...errors },
+      },
+      preValidation: async (req) => {
+        if (isLegacyBody(req.body)) {
+          req.body = fromLegacyBody(req.body);
+          req.legacyRun = true;
+        }
+      },
+    },
+    async (req, reply) => {
+      const vm = await manager.create(req.body, req.query.wait === 'launched' ? 'launched' : 'ready');
+      const view = vmView(vm);
+      if (req.legacyRun && vm.ip) view.ip_address = vm.ip;
+      return reply.status(201).send(view);
+    },
+  );
+
+  r.post(
+    '/vm/:id/start',
+    { schema: { summary: 'Boot a stopped VM again, with its spec and its address', tags: ['vm'], params: VmRef, querystring: WaitQuery, response: { 200: VmView, ...errors } } },
+    async (req) => vmView(await manager.start(req.params.id, req.query.wait === 'launched' ? 'launched' : 'ready')),
+  );
+
+  r.post(
+    '/vm/:id/stop',
+    { schema: { summary: 'Stop a VM: SIGTERM to the app, forced off after the timeout', tags: ['vm'], params: VmRef, querystring: StopQuery, response: { 200: VmView, ...errors } } },
+    async (req) => vmView(await manager.stop(req.params.id, req.query.timeout === undefined ? undefined : Number(req.query.timeout) * 1000)),
+  );
+
+  r.get(
+    '/vm',
+    { schema: { summary: 'List VMs', tags: ['vm'], response: { 200: Type.Object({ vms: Type.Array(VmView) }) } } },
+    async () => ({ vms: manager.list().map(vmView) }),
+  );
+
+  r.get(
+    '/vm/:id',
+    { schema: { summary: 'One VM, by id or name', tags: ['vm'], params: VmRef, response: { 200: VmView, ...errors } } },
+    async (req) => vmView(manager.get(req.params.id)),
+  );
+
+  r.delete(
+    '/vm/:id',
+    { schema: { summary: 'Delete a VM (stopping it first); its address is freed, its volumes kept unless volumes=1', tags: ['vm'], params: VmRef, querystring: DeleteQuery, response: { 204: Type.Null(), ...errors } } },
+    async (req, reply) => {
+      await manager.remove(req.params.id, { force: flag(req.query.force), deleteVolumes: flag(req.query.volumes) });
+      return reply.status(204).send(null);
+    },
+  );
+
+  r.get(
+    '/vm/:id/logs',
+    {
+      schema: {
+        summary: 'The VM console (app output); follow=1 streams until the VM stops',
+        tags: ['vm'],
+        params: VmRef,
+        querystring: LogsQuery,
+        response: { 200: Type.String(), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const path = manager.consoleLogPath(req.params.id);
+      const text = await readFile(path, 'utf8').catch(() => '');
+      const lines = text.split('\n');
+      const tail = req.query.tail === undefined ? text : lines.slice(-Number(req.query.tail) - 1).join('\n');
+      if (!flag(req.query.follow)) return reply.type('text/plain; charset=utf-8').send(tail);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+      res.write(tail);
+      const follow = new ConsoleTail(path, { offset: Buffer.byteLength(text), pollMs: 100 });
+      follow.on('line', (line) => res.write(`${line}\n`));
+      follow.start();
+      const id = manager.get(req.params.id).id;
+      const check = setInterval(() => {
+        let vm;
+        try {
+          vm = manager.get(id);
+        } catch {
+          vm = null;
+        }
+        if (!vm || !isActive(vm.state)) void follow.pump().then(end);
+      }, 250);
+      const end = (): void => {
+        clearInterval(check);
+        void follow.stop();
+        res.end();
+      };
+      req.raw.on('close', end);
+    },
+  );
+};

@@ -1,0 +1,172 @@
+import { Type, type Static } from 'typebox';
+
+/** JSON schemas of the API: they validate input, shape output and make /openapi.json. */
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'machine-readable: invalid_argument, not_found, conflict, ...' }),
+      message: Type.String(),
+      field: Type.Optional(Type.String({ description: 'the request field at fault, when there is one' })),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+export const Name = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', description: 'lowercase letters, digits and -' });
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+
+export const RunBody = Type.Object(
+  {
+    image: Type.String({ minLength: 1, maxLength: 200, description: 'NAME[:TAG]' }),
+    name: Type.Optional(Name),
+    vcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+    memMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536 })),
+    args: Type.Optional(Type.Union([Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 }), Type.Null()])),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 16384 }))),
+    ports: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            hostPort: Port,
+            guestPort: Port,
+            hostAddr: Type.Optional(Type.String({ description: 'default 127.0.0.1' })),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 32 },
+      ),
+    ),
+    volumes: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Name,
+            mountPath: Type.String({ minLength: 2, maxLength: 255 }),
+            sizeMiB: Type.Optional(Type.Integer({ minimum: 16, maximum: 1048576 })),
+            readOnly: Type.Optional(Type.Boolean()),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 4 },
+      ),
+    ),
+    stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
+  },
+  { additionalProperties: false, $id: 'RunRequest' },
+);
+export type RunBody = Static<typeof RunBody>;
+
+/** The body clients of the original (Go) Uigniter send to POST /vm/run. */
+export const LegacyRunBody = Type.Object(
+  {
+    image_name: Type.String({ minLength: 1 }),
+    cmdline: Type.Optional(Type.String()),
+    read_only: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type LegacyRunBody = Static<typeof LegacyRunBody>;
+
+export const VmView = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    state: Type.Union([Type.Literal('creating'), Type.Literal('booting'), Type.Literal('running'), Type.Literal('stopping'), Type.Literal('stopped'), Type.Literal('failed')]),
+    image: Type.String(),
+    imageDigest: Type.String(),
+    ip: Type.Union([Type.String(), Type.Null()]),
+    mac: Type.Union([Type.String(), Type.Null()]),
+    vcpus: Type.Integer(),
+    memMiB: Type.Integer(),
+    args: Type.Union([Type.Array(Type.String()), Type.Null()]),
+    env: Type.Record(Type.String(), Type.String()),
+    ports: Type.Array(Type.Object({ hostAddr: Type.String(), hostPort: Type.Integer(), guestPort: Type.Integer() })),
+    volumes: Type.Array(Type.Object({ name: Type.String(), mountPath: Type.String(), sizeMiB: Type.Integer(), readOnly: Type.Boolean() })),
+    pid: Type.Union([Type.Integer(), Type.Null()]),
+    boots: Type.Integer(),
+    bootMs: Type.Union([Type.Integer(), Type.Null()]),
+    exitCode: Type.Union([Type.Integer(), Type.Null()]),
+    error: Type.Union([Type.String(), Type.Null()]),
+    createdAt: Type.String(),
+    stateChangedAt: Type.String(),
+    startedAt: Type.Union([Type.String(), Type.Null()]),
+    readyAt: Type.Union([Type.String(), Type.Null()]),
+    stoppedAt: Type.Union([Type.String(), Type.Null()]),
+    ip_address: Type.Optional(Type.String({ description: 'only in answers to the original Uigniter body' })),
+  },
+  { $id: 'Vm' },
+);
+export type VmView = Static<typeof VmView>;
+
+export const VmRef = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128, description: 'VM id or name' }) });
+
+export const WaitQuery = Type.Object(
+  { wait: Type.Optional(Type.Union([Type.Literal('ready'), Type.Literal('launched')], { description: "answer when the app is ready (default) or once the VMM runs" })) },
+  { additionalProperties: false },
+);
+
+export const StopQuery = Type.Object(
+  { timeout: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$', description: 'seconds before a forced stop (default: the VM\'s stopTimeoutMs)' })) },
+  { additionalProperties: false },
+);
+
+export const DeleteQuery = Type.Object(
+  {
+    force: Type.Optional(Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')])),
+    volumes: Type.Optional(Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')], { description: 'also delete its volumes' })),
+  },
+  { additionalProperties: false },
+);
+
+export const LogsQuery = Type.Object(
+  {
+    follow: Type.Optional(Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')])),
+    tail: Type.Optional(Type.String({ pattern: '^[0-9]{1,7}$', description: 'only the last N lines' })),
+  },
+  { additionalProperties: false },
+);
+
+export const ImageView = Type.Object(
+  {
+    name: Type.String(),
+    tag: Type.String(),
+    digest: Type.String(),
+    createdAt: Type.String(),
+    runtime: Type.String(),
+    sizeBytes: Type.Integer(),
+    vcpus: Type.Integer(),
+    memMiB: Type.Integer(),
+    minMemMiB: Type.Integer(),
+    ports: Type.Array(Type.Integer()),
+    entrypoint: Type.Array(Type.String()),
+    args: Type.Array(Type.String()),
+  },
+  { $id: 'Image' },
+);
+export type ImageView = Static<typeof ImageView>;
+
+export const BuildImageBody = Type.Object(
+  {
+    path: Type.String({ minLength: 1, maxLength: 4096, description: 'app directory on the daemon host' }),
+    name: Type.String({ minLength: 1, maxLength: 200, description: 'NAME[:TAG]' }),
+  },
+  { additionalProperties: false },
+);
+
+export const ImageRef = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200, description: 'NAME[:TAG]' }) });
+
+export const VolumeView = Type.Object(
+  {
+    name: Type.String(),
+    sizeMiB: Type.Integer(),
+    createdAt: Type.String(),
+    attachedTo: Type.Union([Type.String(), Type.Null()]),
+    usedBy: Type.Array(Type.String(), { description: 'VMs whose spec names it' }),
+  },
+  { $id: 'Volume' },
+);
+export type VolumeView = Static<typeof VolumeView>;
+
+export const VolumeRef = Type.Object({ name: Name });

@@ -1,0 +1,47 @@
+import type { ImageManifest, VmRecord } from '../core/models.js';
+import type { ImageView, VmView } from './schemas.js';
+
+export function vmView(vm: VmRecord): VmView {
+  return {
+    id: vm.id,
+    name: vm.name,
+    state: vm.state,
+    image: vm.spec.image,
+    imageDigest: vm.manifest.digest,
+    ip: vm.ip,
+    mac: vm.mac,
+    vcpus: vm.spec.vcpus,
+    memMiB: vm.spec.memMiB,
+    args: vm.spec.args,
+    env: vm.spec.env,
+    ports: vm.spec.ports.map((p) => ({ hostAddr: p.hostAddr, hostPort: p.hostPort, guestPort: p.guestPort })),
+    volumes: vm.spec.volumes,
+    pid: vm.pid,
+    boots: vm.boots,
+    bootMs: vm.bootMs,
+    exitCode: vm.exitCode,
+    error: vm.error,
+    createdAt: vm.createdAt,
+    stateChangedAt: vm.stateChangedAt,
+    startedAt: vm.startedAt,
+    readyAt: vm.readyAt,
+    stoppedAt: vm.stoppedAt,
+  };
+}
+
+export function imageView(m: ImageManifest): ImageView {
+  return {
+    name: m.name,
+    tag: m.tag,
+    digest: m.digest,
+    createdAt: m.createdAt,
+    runtime: m.runtime.kind === 'node' ? `node ${m.runtime.version}` : 'static',
+    sizeBytes: m.layers.reduce((s, l) => s + l.size, 0),
+    vcpus: m.vcpus,
+    memMiB: m.memMiB,
+    minMemMiB: m.minMemMiB,
+    ports: m.ports,
+    entrypoint: m.entrypoint,
+    args: m.args,
+  };
+}

@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { defaultConfig, DEFAULT_PORT, type DaemonConfig } from '../../daemon/daemon-config.js';
+import { resolveHome } from '../../util/paths.js';
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const int = (v: string): number => Number(v);
+
+export function registerDaemon(program: Command): void {
+  program
+    .command('daemon')
+    .description('run uigniterd: the REST API, VM lifecycle and the VM network (needs root)')
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'TCP port', int, DEFAULT_PORT)
+    .option('--socket <path>', 'also listen on a unix socket')
+    .option('--token <token>', 'bearer token clients must send (required off loopback; or UIGNITER_TOKEN)')
+    .option('--netns <name>', 'network namespace of the VM network', 'uigniter')
+    .option('--bridge <name>', 'bridge in that namespace', 'uig0')
+    .option('--subnet <cidr>', 'guest subnet (the bridge takes the first address)', '172.30.0.0/24')
+    .option('--link-net <cidr>', '/30 between the host and the namespace (default: last /30 of the /16)')
+    .option('--allow-host-port <port>', 'host TCP port guests may reach on the gateway side (repeatable)', collect, [])
+    .option('--max-vms <n>', 'most VMs', int)
+    .option('--max-vcpus <n>', 'most vCPUs of running VMs together', int)
+    .option('--max-mem <MiB>', 'most memory of running VMs together', int)
+    .option('--ready-timeout <s>', 'seconds a VM gets to become ready', int, 90)
+    .option('--stop-vms-on-exit', 'stop every VM when the daemon stops (default: leave them to be adopted)')
+    .option('--cleanup', 'remove everything a daemon created on this host (VM processes, namespace, veth, route) and exit')
+    .action(async (o: Record<string, string | number | boolean | string[] | undefined>) => {
+      const home = resolveHome(program.opts<{ home?: string }>().home);
+      const cfg: DaemonConfig = defaultConfig(home);
+      cfg.host = o.host as string;
+      cfg.port = o.port as number;
+      cfg.socket = (o.socket as string | undefined) ?? null;
+      cfg.token = (o.token as string | undefined) ?? cfg.token;
+      cfg.network = {
+        ...cfg.network,
+        netns: o.netns as string,
+        bridge: o.bridge as string,
+        subnet: o.subnet as string,
+        ...(o.linkNet ? { linkNet: o.linkNet as string } : {}),
+        allowHostPorts: (o.allowHostPort as string[]).map(Number),
+      };
+      if (o.maxVms !== undefined) cfg.limits.maxVms = o.maxVms as number;
+      if (o.maxVcpus !== undefined) cfg.limits.maxVcpus = o.maxVcpus as number;
+      if (o.maxMem !== undefined) cfg.limits.maxMemMiB = o.maxMem as number;
+      cfg.readyTimeoutMs = (o.readyTimeout as number) * 1000;
+      cfg.stopVmsOnExit = Boolean(o.stopVmsOnExit);
+      if (process.env.UIGNITER_FAIL_AFTER_STEP) cfg.failAfterStep = process.env.UIGNITER_FAIL_AFTER_STEP;
+
+      if (o.cleanup) {
+        const { cleanupHost } = await import('../../daemon/daemon.js');
+        await cleanupHost(cfg, (m) => process.stderr.write(`uigniter: ${m}\n`));
+        return;
+      }
+      const { startDaemon } = await import('../../daemon/daemon.js');
+      const daemon = await startDaemon(cfg);
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        daemon.app.log.info({ signal }, 'shutting down');
+        void daemon.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
+}

@@ -1,0 +1,62 @@
+import { availableParallelism, totalmem } from 'node:os';
+import { invalid } from '../core/errors.js';
+import type { ManagerLimits } from '../core/vm-manager.js';
+import { DEFAULT_NETWORK, type VmNetworkOptions } from '../network/vm-network-config.js';
+
+export interface DaemonConfig {
+  home: string;
+  cache?: string;
+  host: string;
+  port: number;
+  /** Also listen on this unix socket. */
+  socket: string | null;
+  token: string | null;
+  network: VmNetworkOptions;
+  limits: ManagerLimits;
+  readyTimeoutMs: number;
+  /** On shutdown, stop every VM (else leave them running for the next daemon to adopt). */
+  stopVmsOnExit: boolean;
+  logLevel: string;
+  /** Testing aid: make every boot fail right after this step. */
+  failAfterStep?: string;
+}
+
+export const DEFAULT_PORT = 6666;
+
+export function defaultLimits(): ManagerLimits {
+  return {
+    maxVms: 256,
+    maxVcpus: availableParallelism() * 16,
+    maxMemMiB: Math.floor((totalmem() / 1024 / 1024) * 0.8),
+  };
+}
+
+export function defaultConfig(home: string): DaemonConfig {
+  return {
+    home,
+    host: '127.0.0.1',
+    port: DEFAULT_PORT,
+    socket: null,
+    token: process.env.UIGNITER_TOKEN ?? null,
+    network: { ...DEFAULT_NETWORK },
+    limits: defaultLimits(),
+    readyTimeoutMs: 90_000,
+    stopVmsOnExit: false,
+    logLevel: process.env.UIGNITER_LOG_LEVEL ?? 'info',
+  };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** A daemon reachable from other hosts must demand a token. */
+export function checkConfig(c: DaemonConfig): void {
+  if (!isLoopback(c.host) && !c.token) {
+    throw invalid('host', `listening on ${c.host} needs a bearer token: pass --token or set UIGNITER_TOKEN`);
+  }
+  if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) throw invalid('port', `port ${c.port} is not a port`);
+  for (const [k, v] of Object.entries(c.limits)) {
+    if (!Number.isInteger(v) || v < 1) throw invalid(k, `${k} must be a positive integer`);
+  }
+}

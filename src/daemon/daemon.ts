@@ -1,0 +1,159 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { createApi } from '../api/server.js';
+import { UigniterError } from '../core/errors.js';
+import { ImageService } from '../core/image-service.js';
+import { isActive, transition } from '../core/vm-state.js';
+import { VmManager } from '../core/vm-manager.js';
+import { VolumeService } from '../core/volume-service.js';
+import { QemuVmm } from '../drivers/qemu/qemu-vmm.js';
+import { ImageStore } from '../images/image-store.js';
+import { HostNetwork } from '../network/host-network.js';
+import { SqliteStore } from '../state/sqlite-store.js';
+import { packageVersion } from '../util/package-root.js';
+import { Paths } from '../util/paths.js';
+import { processAlive as alive } from '../util/process.js';
+import { Ext4Volumes } from '../volumes/ext4-volumes.js';
+import { checkConfig, type DaemonConfig } from './daemon-config.js';
+
+export interface Daemon {
+  app: FastifyInstance;
+  manager: VmManager;
+  network: HostNetwork;
+  store: SqliteStore;
+  /** Where it listens, e.g. http://127.0.0.1:6666. */
+  url: string;
+  close(opts?: { stopVms?: boolean }): Promise<void>;
+}
+
+/** One daemon per state directory: two would fight over taps, leases and VMs. */
+async function claimHome(paths: Paths): Promise<string> {
+  const pidFile = join(paths.home, 'daemon.pid');
+  const holder = Number(await readFile(pidFile, 'utf8').catch(() => '0'));
+  if (holder > 0 && holder !== process.pid && alive(holder)) {
+    throw new UigniterError('conflict', `another uigniter daemon (pid ${holder}) uses ${paths.home}`);
+  }
+  await writeFile(pidFile, String(process.pid));
+  return pidFile;
+}
+
+/** Wires the adapters to the core and the core to the API, repairs state, and listens. */
+export async function startDaemon(cfg: DaemonConfig, logger?: Logger): Promise<Daemon> {
+  checkConfig(cfg);
+  const log = logger ?? pino({ level: cfg.logLevel, base: { pid: process.pid } });
+  const paths = new Paths(cfg.home, cfg.cache);
+  for (const d of [paths.home, paths.vms, paths.images, paths.layers, paths.volumes]) await mkdir(d, { recursive: true });
+  const pidFile = await claimHome(paths);
+  const store = new SqliteStore(paths.stateDb);
+  const say = (msg: string, fields?: Record<string, unknown>): void => log.info(fields ?? {}, msg);
+  const network = new HostNetwork(cfg.network, store, (m) => log.warn(m));
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    await network.start();
+    cleanups.push(() => network.stop());
+    const vmm = new QemuVmm({ log: say });
+    const images = new ImageStore(paths);
+    const disks = new Ext4Volumes(paths.volumes);
+    const manager = new VmManager({
+      store,
+      images,
+      vmm,
+      network,
+      volumes: disks,
+      clock: { now: () => new Date() },
+      readyTimeoutMs: cfg.readyTimeoutMs,
+      log: say,
+      vmsDir: paths.vms,
+      limits: cfg.limits,
+      ...(cfg.failAfterStep ? { failAfterStep: cfg.failAfterStep } : {}),
+    });
+    manager.on('transition', (vm, from) => log.info({ vm: vm.name, id: vm.id, from, to: vm.state, error: vm.error ?? undefined }, 'vm state'));
+    const report = await manager.reconcile();
+    log.info(report, 'reconciled state with running VMs');
+    const { app } = await createApi({
+      manager,
+      images: new ImageService(images, store, paths.vms),
+      volumes: new VolumeService(store, disks),
+      version: packageVersion(),
+      token: cfg.token,
+      logger: log,
+    });
+    await app.listen({ host: cfg.host, port: cfg.port });
+    const addr = app.server.address();
+    const url = typeof addr === 'object' && addr ? `http://${cfg.host}:${addr.port}` : `http://${cfg.host}:${cfg.port}`;
+    if (cfg.socket) {
+      // A second listener on the unix socket, handing requests to the same Fastify router.
+      await rm(cfg.socket, { force: true });
+      const { createServer } = await import('node:http');
+      const server = createServer((req, res) => app.routing(req, res));
+      await new Promise<void>((resolve, reject) => server.listen(cfg.socket!, () => resolve()).once('error', reject));
+      cleanups.push(async () => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await rm(cfg.socket!, { force: true });
+      });
+    }
+    log.info({ url, socket: cfg.socket, netns: network.netns, subnet: cfg.network.subnet }, 'uigniter daemon listening');
+    let closed = false;
+    return {
+      app,
+      manager,
+      network,
+      store,
+      url,
+      async close(opts = {}) {
+        if (closed) return;
+        closed = true;
+        await app.close();
+        await manager.shutdown(opts.stopVms ?? cfg.stopVmsOnExit);
+        for (const c of cleanups.reverse()) await c().catch(() => undefined);
+        store.close();
+        await rm(pidFile, { force: true });
+      },
+    };
+  } catch (e) {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    store.close();
+    await rm(pidFile, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * `uigniter daemon --cleanup`: removes what a daemon created on the host (its VMs'
+ * processes, the network namespace with bridge, taps and firewall, the veth pair and
+ * route, sockets and config drives) and marks its VMs stopped. Images, volumes and the
+ * state file stay.
+ */
+export async function cleanupHost(cfg: DaemonConfig, log: (m: string) => void): Promise<void> {
+  const paths = new Paths(cfg.home, cfg.cache);
+  const pidFile = join(paths.home, 'daemon.pid');
+  const holder = Number(await readFile(pidFile, 'utf8').catch(() => '0'));
+  if (holder > 0 && alive(holder)) throw new UigniterError('conflict', `the daemon (pid ${holder}) is running: stop it first`);
+  const vmm = new QemuVmm();
+  for (const p of await vmm.listRunning(paths.vms)) {
+    log(`killing VM ${p.vmId} (pid ${p.pid})`);
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  await mkdir(paths.home, { recursive: true });
+  const store = new SqliteStore(paths.stateDb);
+  try {
+    for (const vm of store.listVms()) {
+      if (isActive(vm.state) || vm.state === 'creating') {
+        store.updateVm(transition(vm, vm.state === 'creating' ? 'failed' : 'stopped', new Date(), { pid: null, tap: null }));
+      }
+      for (const f of ['qmp.sock', 'config.img', 'qemu.pid']) await rm(join(paths.vmDir(vm.id), f), { force: true });
+    }
+  } finally {
+    store.close();
+  }
+  const network = new HostNetwork(cfg.network, { leaseFor: () => null, listLeases: () => [], takeLease: () => null, lastLeasedIp: () => null, releaseLease: () => undefined });
+  await network.namespace.teardown();
+  log(`removed network namespace ${cfg.network.netns} and veth ${network.layout.hostVeth}`);
+  await rm(pidFile, { force: true });
+}

@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { UigniterClient } from '../src/client/client.js';
+import { run } from '../src/util/exec.js';
+import { CLI, cli, cliEnv, freePort, qemuProcesses, removeHome, tempHome, waitFor } from './helpers.js';
+
+let counter = 0;
+
+export interface TestDaemon {
+  home: string;
+  url: string;
+  port: number;
+  netns: string;
+  bridge: string;
+  subnet: string;
+  linkNet: string;
+  client: UigniterClient;
+  child: ChildProcess;
+  log: () => string;
+  /** Starts the daemon process (again) with the same home and network. */
+  restart(extraEnv?: NodeJS.ProcessEnv): Promise<void>;
+  kill(signal: NodeJS.Signals): Promise<void>;
+  /** Stops the daemon, removes its VMs' processes, namespace and home. */
+  destroy(): Promise<void>;
+  leases(): { ip: string; vm_id: string }[];
+  taps(): Promise<string[]>;
+}
+
+/**
+ * A real daemon in its own process, with its own state directory, network namespace,
+ * bridge, subnet and port, so test files never touch each other or the host's network.
+ */
+export async function startTestDaemon(opts: { env?: NodeJS.ProcessEnv; args?: string[]; prefix?: number; home?: string } = {}): Promise<TestDaemon> {
+  const n = (process.pid % 50) * 4 + (counter++ % 4);
+  const home = opts.home ?? (await tempHome('uigniter-daemon-'));
+  const port = await freePort();
+  const netns = `uigt-${process.pid}-${counter}`;
+  const bridge = `ub${(process.pid % 10000)}${counter}`;
+  const subnet = `172.29.${n % 250}.0/${opts.prefix ?? 24}`;
+  const linkNet = `172.28.255.${(n % 63) * 4}/30`;
+  const args = ['daemon', '--port', String(port), '--netns', netns, '--bridge', bridge, '--subnet', subnet, '--link-net', linkNet, ...(opts.args ?? [])];
+  let child!: ChildProcess;
+  let output = '';
+  const start = async (extraEnv: NodeJS.ProcessEnv = {}): Promise<void> => {
+    child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(home, { ...opts.env, ...extraEnv }), stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    await Promise.race([
+      waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 30_000, 'the daemon to listen', 50),
+      exited.then(() => {
+        throw new Error(`the daemon exited at start:\n${output}`);
+      }),
+    ]);
+  };
+  await start();
+  const client = new UigniterClient(`http://127.0.0.1:${port}`);
+  const d: TestDaemon = {
+    home,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    netns,
+    bridge,
+    subnet,
+    linkNet,
+    client,
+    get child() {
+      return child;
+    },
+    log: () => output,
+    restart: start,
+    async kill(signal) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill(signal);
+      await gone;
+    },
+    async destroy() {
+      await d.kill('SIGTERM');
+      await cli(home, ['daemon', '--cleanup', '--netns', netns, '--bridge', bridge, '--subnet', subnet, '--link-net', linkNet]);
+      for (const pid of await qemuProcesses(home)) process.kill(pid, 'SIGKILL');
+      await removeHome(home);
+    },
+    leases() {
+      const db = new Database(join(home, 'state.db'), { readonly: true });
+      try {
+        return db.prepare('SELECT ip, vm_id FROM ip_leases ORDER BY ip').all() as { ip: string; vm_id: string }[];
+      } finally {
+        db.close();
+      }
+    },
+    async taps() {
+      const out = (await run('ip', ['-n', netns, '-j', 'link', 'show'])).stdout;
+      return (JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname).filter((i) => i.startsWith('vt'));
+    },
+  };
+  return d;
+}
+
+/** Builds the test fixtures' images in a daemon's home (the CLI works on the home directly). */
+export async function buildFixture(home: string, dir: string, name: string): Promise<void> {
+  const r = await cli(home, ['image', 'build', dir, '--name', name]);
+  if (r.code !== 0) throw new Error(`image build ${name} failed: ${r.stderr}`);
+}
+
+export async function readLog(home: string, vmId: string): Promise<string> {
+  return readFile(join(home, 'vms', vmId, 'console.log'), 'utf8').catch(() => '');
+}
+
+export async function guestGet<T>(ip: string, path: string, timeoutMs = 8000): Promise<T> {
+  const res = await fetch(`http://${ip}:8080${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+  return (await res.json()) as T;
+}
