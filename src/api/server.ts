@@ -57,6 +57,18 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
     });
   }
 
+  // Clients of the original Uigniter send `content-type: application/json` with an empty
+  // body on start/stop; treat that as no body rather than as broken JSON.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text) as unknown);
+    } catch (e) {
+      done(Object.assign(new Error(`body is not valid JSON: ${(e as Error).message}`), { statusCode: 400 }), undefined);
+    }
+  });
   installErrorHandler(app);
   await app.register(swagger, {
     openapi: {

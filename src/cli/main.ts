@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../util/package-root.js';
 import { registerDaemon } from './commands/daemon.js';
+import { registerDemo } from './commands/demo.js';
 import { registerImage } from './commands/image.js';
 import { registerKernel } from './commands/kernel.js';
 import { registerRemote } from './commands/remote.js';
@@ -20,6 +21,7 @@ registerImage(program);
 registerVm(program);
 registerDaemon(program);
 registerRemote(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -127,6 +127,23 @@ export interface VmNetwork {
   setName(name: string, ip: string | null): void;
 }
 
+export interface IpLease {
+  ip: string;
+  vmId: string;
+  mac: string;
+  leasedAt: string;
+}
+
+/** Where IP leases persist (the state store), for the network adapter. */
+export interface LeaseStore {
+  leaseFor(vmId: string): IpLease | null;
+  listLeases(): IpLease[];
+  /** Takes the first free address of `candidates`, atomically; null when none is free. */
+  takeLease(vmId: string, candidates: Iterable<string>, macFor: (ip: string) => string, now: string): IpLease | null;
+  lastLeasedIp(): string | null;
+  releaseLease(vmId: string): void;
+}
+
 // ---------- volumes ----------
 
 export interface VolumeDisks {

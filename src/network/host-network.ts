@@ -1,7 +1,6 @@
 import { UigniterError } from '../core/errors.js';
-import type { NetworkLease, VmNetwork } from '../core/ports.js';
+import type { LeaseStore, NetworkLease, VmNetwork } from '../core/ports.js';
 import { DnsServer } from './dns-server.js';
-import type { LeaseStore } from './lease-store.js';
 import { NamespaceNetwork } from './namespace-network.js';
 import { forwardPort } from './port-forwarder.js';
 import { guestAddresses, layoutFor, macForIp, type VmNetworkLayout, type VmNetworkOptions } from './vm-network-config.js';

@@ -1,11 +1,9 @@
 import Database from 'better-sqlite3';
 import type { VmRecord, VmState, VolumeRecord } from '../core/models.js';
-import type { StateStore } from '../core/ports.js';
+import type { IpLease, LeaseStore, StateStore } from '../core/ports.js';
 import { MIGRATIONS } from './migrations.js';
 
-import type { IpLease, LeaseStore } from '../network/lease-store.js';
 
-export type { IpLease };
 
 interface VmRow {
   record: string;

@@ -37,7 +37,9 @@ const router = new Router()
   .get('/stats', ({ res }) => sendJson(res, 200, loop.stats()));
 const server = await listen(router, config.port, config.host);
 log(`worker ${workerId} listening on ${config.host}:${config.port}, lease ${leaseSec}s, poll ${pollMs} ms${delayMs > 0 ? `, test delay ${delayMs} ms` : ''}`);
-const registration = registry.register(endpointKey(`worker-${workerId}`), config.advertise, config.registryTtlSec);
+// "worker-1" registers as worker-1endpoint, "w1" as worker-w1endpoint: one "worker-" prefix.
+const registryName = workerId.startsWith('worker') ? workerId : `worker-${workerId}`;
+const registration = registry.register(endpointKey(registryName), config.advertise, config.registryTtlSec);
 loop.start();
 
 onShutdown(async () => {

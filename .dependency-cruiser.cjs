@@ -1,0 +1,66 @@
+/**
+ * The layering rule, checked (test/unit/architecture.test.ts runs this):
+ *   cli, daemon -> api -> core -> (ports) <- drivers, network, images, state, volumes
+ * Adapters implement core's ports and may import only its contract (ports, models,
+ * errors); core never imports an adapter; api never imports one either.
+ */
+const ADAPTERS = '^src/(drivers|network|images|state|volumes)/';
+module.exports = {
+  forbidden: [
+    {
+      name: 'core-imports-no-adapter-or-upper-layer',
+      severity: 'error',
+      from: { path: '^src/core/' },
+      to: { path: '^src/(drivers|network|images|state|volumes|api|cli|client|daemon)/' },
+    },
+    {
+      name: 'api-imports-no-adapter',
+      severity: 'error',
+      from: { path: '^src/api/' },
+      to: { path: '^src/(drivers|network|images|state|volumes|cli|client|daemon)/' },
+    },
+    {
+      name: 'adapters-import-only-the-core-contract',
+      severity: 'error',
+      from: { path: ADAPTERS },
+      to: { path: '^src/core/', pathNot: '^src/core/(ports|models|errors)\\.ts$' },
+    },
+    {
+      name: 'adapters-do-not-import-each-other-or-upper-layers',
+      severity: 'error',
+      from: { path: '^src/(drivers|network|images|state|volumes)/([^/]+)/?' },
+      to: { path: '^src/(api|cli|client|daemon)/' },
+    },
+    {
+      name: 'no-adapter-to-other-adapter',
+      severity: 'error',
+      from: { path: '^src/(network|images|state|volumes)/' },
+      to: { path: '^src/(drivers|network|images|state|volumes)/', pathNot: '^src/$1/' },
+    },
+    {
+      name: 'leaves-stay-leaves',
+      comment: 'util and guest are used by all; they use nothing above them (guest may name core model types)',
+      severity: 'error',
+      from: { path: '^src/(util|guest)/' },
+      to: { path: '^src/(api|cli|client|daemon|drivers|network|images|state|volumes)/' },
+    },
+    {
+      name: 'client-uses-only-api-types',
+      severity: 'error',
+      from: { path: '^src/client/' },
+      to: { path: '^src/', pathNot: '^src/(client|api/schemas|core/errors)' },
+    },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.main.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js'] },
+  },
+};

@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command } from 'commander';
+import { ApiError, DEFAULT_HOST, UigniterClient } from '../../client/client.js';
+import { bootDemo, buildDemoImages, processBatch, removeDemo } from '../../demo/demo-app.js';
+import { MasterClient } from '../../demo/master-client.js';
+import { packageRoot } from '../../util/package-root.js';
+import { resolveHome } from '../../util/paths.js';
+import { table } from '../output.js';
+
+const int = (v: string): number => Number(v);
+
+/** Starts `uigniter daemon` in the background when none answers; returns its pid or null. */
+async function ensureDaemon(client: UigniterClient, home: string, log: (l: string) => void): Promise<number | null> {
+  try {
+    await client.health();
+    return null;
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.code !== 'unavailable') throw e;
+    if (process.env.UIGNITER_HOST && process.env.UIGNITER_HOST !== DEFAULT_HOST) throw e;
+  }
+  await mkdir(home, { recursive: true });
+  const logFile = join(home, 'daemon.log');
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'src', 'cli', 'main.js'), '--home', home, 'daemon'], {
+    detached: true,
+    stdio: ['ignore', out, out],
+  });
+  child.unref();
+  log(`started uigniter daemon (pid ${child.pid}, log ${logFile})`);
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`the daemon exited at start; see ${logFile}`);
+    try {
+      await client.health();
+      return child.pid ?? null;
+    } catch {
+      await sleep(100);
+    }
+  }
+  throw new Error(`the daemon did not answer within 30 s; see ${logFile}`);
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('run the modular image-processing application as microVMs, process a batch of PNGs and verify every result')
+    .option('-w, --workers <n>', 'worker VMs', int, 2)
+    .option('-n, --images <n>', 'images to process', int, 12)
+    .option('--port <port>', 'host port (127.0.0.1) published to the master', int, 9003)
+    .option('--lease-sec <s>', 'task lease: how soon a dead worker\'s task is taken over', int, 10)
+    .option('--keep', 'leave the application running and print how to upload more')
+    .action(async (o: { workers: number; images: number; port: number; leaseSec: number; keep?: boolean }) => {
+      const log = (l: string): void => void process.stdout.write(`${l}\n`);
+      const home = resolveHome(program.opts<{ home?: string }>().home);
+      const client = new UigniterClient();
+      const daemonPid = await ensureDaemon(client, home, log);
+      const started = Date.now();
+      log('building images (unchanged apps are not rebuilt)');
+      await buildDemoImages({ client, appsDir: join(packageRoot(), 'apps'), log });
+      await removeDemo(client, { volumes: true });
+      log(`booting kvstore, db, storage, master and ${o.workers} worker(s) as microVMs`);
+      const vms = await bootDemo({ client, appsDir: '', workers: o.workers, masterPort: o.port, leaseSec: o.leaseSec, log });
+      const kv = vms.find((v) => v.name === 'kvstore')!;
+      log(`\nregistry (GET http://${kv.ip}:9000/):`);
+      for (const line of (await (await fetch(`http://${kv.ip}:9000/`)).text()).trim().split('\n')) log(`  ${line}`);
+      const master = new MasterClient(`http://127.0.0.1:${o.port}`);
+      log('');
+      const r = await processBatch(master, o.images, { log });
+      log('');
+      log(
+        table(
+          ['tasks', 'verified', 'seconds', 'images/s', ...Object.keys(r.perWorker).sort()],
+          [[r.tasks, `${r.tasks - r.mismatches.length}/${r.tasks}`, r.seconds.toFixed(1), (r.tasks / r.seconds).toFixed(2), ...Object.keys(r.perWorker).sort().map((w) => r.perWorker[w])]],
+        ),
+      );
+      for (const m of r.mismatches) log(`MISMATCH ${m}`);
+      log(`\ntotal ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (o.keep) {
+        log(`\nThe application keeps running. Upload more:\n  curl -F image=@picture.png http://127.0.0.1:${o.port}/task\n  curl -o out.png http://127.0.0.1:${o.port}/task/<id>/result\nSee it: uigniter ps; uigniter logs worker-1. Remove it: uigniter rm -f kvstore db storage master ${vms.filter((v) => v.name.startsWith('worker-')).map((v) => v.name).join(' ')}`);
+      } else {
+        await removeDemo(client, { volumes: true });
+        if (daemonPid) process.kill(daemonPid, 'SIGTERM');
+        log('removed the demo VMs and volumes');
+      }
+      if (r.mismatches.length > 0) process.exitCode = 1;
+    });
+}
