@@ -550,6 +550,13 @@ static int probe_ready(void) {
   return ok;
 }
 
+/* The app leads its own process group (setsid): one kill reaches it and its children.
+ * Signalling the group and then the app again would deliver the signal twice, which many
+ * runtimes take as "stop now" (Node's convention: a second SIGTERM exits with 1). */
+static void signal_app(pid_t app, int sig) {
+  if (kill(-app, sig) < 0) kill(app, sig);
+}
+
 static void finish(int status) {
   /* Everything left belongs to the app: end it, then flush and detach volumes so
    * their ext4 journals are clean before the VM disappears. */
@@ -644,8 +651,7 @@ int main(void) {
       double left = stop_deadline - uptime_ms();
       if (left <= 0) {
         logmsg("app ignored SIGTERM for %ld ms: killing it", cfg.stop_timeout_ms);
-        kill(-app, SIGKILL);
-        kill(app, SIGKILL);
+        signal_app(app, SIGKILL);
         stopping = 0;
       } else if (timeout < 0 || left < timeout) {
         timeout = (int)left + 1;
@@ -665,8 +671,7 @@ int main(void) {
     } else if (!stopping) {
       /* SIGINT (Ctrl-Alt-Del), SIGTERM, SIGPWR or SIGHUP: a stop request. */
       event("\"event\":\"stopping\"");
-      kill(-app, SIGTERM);
-      kill(app, SIGTERM);
+      signal_app(app, SIGTERM);
       stopping = 1;
       stop_deadline = uptime_ms() + (double)cfg.stop_timeout_ms;
     }

@@ -10,7 +10,7 @@ import { invalid, messageOf, notFound, UigniterError } from './errors.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { VmRecord, VmState } from './models.js';
 import { Plan } from './plan.js';
-import { newBootContext, type BootContext, type BootDeps } from './steps/boot-context.js';
+import { newBootContext, type BootContext, type BootDeps, type BootMarks } from './steps/boot-context.js';
 import { LAUNCH_STEPS, READY_STEPS } from './steps/index.js';
 import { specFromRequest, type CreateVmRequest } from './vm-request.js';
 import { isActive, transition } from './vm-state.js';
@@ -57,6 +57,7 @@ export class VmManager extends EventEmitter<ManagerEvents> {
   private readonly locks = new KeyedMutex();
   private readonly live = new Map<string, LiveVm>();
   private readonly deps: BootDeps;
+  private changes = 0;
 
   constructor(private readonly o: ManagerOptions) {
     super();
@@ -75,6 +76,11 @@ export class VmManager extends EventEmitter<ManagerEvents> {
     return this.o.store.listVms();
   }
 
+  /** Grows with every change of any VM: lets readers cache what they derive from list(). */
+  get version(): number {
+    return this.changes;
+  }
+
   consoleLogPath(ref: string): string {
     return join(this.runDir(this.get(ref).id), CONSOLE_LOG);
   }
@@ -85,7 +91,7 @@ export class VmManager extends EventEmitter<ManagerEvents> {
 
   // ---------- commands ----------
 
-  async create(req: CreateVmRequest, wait: WaitFor = 'ready'): Promise<VmRecord> {
+  async create(req: CreateVmRequest, wait: WaitFor = 'ready', marks: BootMarks = {}): Promise<VmRecord> {
     const image = await this.o.images.get(req.image);
     const id = randomBytes(8).toString('hex');
     const name = req.name ?? `${image.name.replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '') || 'vm'}-${id.slice(0, 6)}`;
@@ -118,12 +124,13 @@ export class VmManager extends EventEmitter<ManagerEvents> {
       };
       await mkdir(this.runDir(id), { recursive: true, mode: 0o700 });
       this.o.store.insertVm(record);
+      this.changes++;
       this.emit('transition', record, null);
       return record;
     });
     return this.locks.run(id, async () => {
       try {
-        return await this.boot(vm, wait);
+        return await this.boot(vm, wait, marks);
       } catch (e) {
         // A create that failed leaves nothing: no record, no directory, no lease.
         if (!this.live.has(id)) await this.forget(this.o.store.getVm(id) ?? vm);
@@ -132,7 +139,7 @@ export class VmManager extends EventEmitter<ManagerEvents> {
     });
   }
 
-  async start(ref: string, wait: WaitFor = 'ready'): Promise<VmRecord> {
+  async start(ref: string, wait: WaitFor = 'ready', marks: BootMarks = {}): Promise<VmRecord> {
     const { id } = this.get(ref);
     return this.locks.run(id, async () => {
       const vm = this.get(id);
@@ -141,7 +148,7 @@ export class VmManager extends EventEmitter<ManagerEvents> {
       }
       this.checkLimits(vm.spec.vcpus, vm.spec.memMiB, false);
       await mkdir(this.runDir(id), { recursive: true, mode: 0o700 });
-      return this.boot(vm, wait);
+      return this.boot(vm, wait, marks);
     });
   }
 
@@ -173,6 +180,7 @@ export class VmManager extends EventEmitter<ManagerEvents> {
   private save(vm: VmRecord): void {
     const before = this.o.store.getVm(vm.id);
     this.o.store.updateVm(vm);
+    this.changes++;
     if (before && before.state !== vm.state) this.emit('transition', vm, before.state);
   }
 
@@ -203,9 +211,9 @@ export class VmManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Runs the boot plan: launch under the VM's lock, then (maybe in the background) wait for ready. */
-  private async boot(vm: VmRecord, wait: WaitFor): Promise<VmRecord> {
+  private async boot(vm: VmRecord, wait: WaitFor, marks: BootMarks): Promise<VmRecord> {
     const cancel = new AbortController();
-    const ctx = newBootContext(this.deps, vm, this.runDir(vm.id), cancel.signal);
+    const ctx = newBootContext(this.deps, vm, this.runDir(vm.id), cancel.signal, marks);
     const plan = new Plan(ctx, this.planHooks());
     try {
       await plan.run(LAUNCH_STEPS);
@@ -331,6 +339,7 @@ export class VmManager extends EventEmitter<ManagerEvents> {
     await this.o.network.release(vm.id);
     await rm(this.runDir(vm.id), { recursive: true, force: true });
     this.o.store.deleteVm(vm.id);
+    this.changes++;
     this.emit('removed', vm);
   }
 

@@ -53,7 +53,8 @@ describe('uigniterd: lifecycle, VM-to-VM network, adoption after SIGKILL', () =>
     assert.equal(stopped.state, 'stopped');
     assert.equal(stopped.exitCode, 0);
     assert.equal(stopped.ip, b.ip);
-    assert.match(await d.client.logs('vm-b'), /hello: SIGTERM, closing/);
+    assert.match(await d.client.logs('vm-b'), /hello: SIGTERM #1, closing/);
+    assert.doesNotMatch(await d.client.logs('vm-b'), /SIGTERM #2/, 'the stop request reaches the app once');
     assert.deepEqual((await d.taps()).length, 1, 'the stopped VM has no tap');
     const started = await d.client.start('vm-b');
     assert.equal(started.state, 'running');
@@ -86,7 +87,7 @@ describe('uigniterd: lifecycle, VM-to-VM network, adoption after SIGKILL', () =>
     const stopped = await d.client.stop('vm-a');
     assert.equal(stopped.state, 'stopped');
     assert.equal(stopped.exitCode, 0);
-    assert.match(await d.client.logs('vm-a'), /hello: SIGTERM, closing/);
+    assert.match(await d.client.logs('vm-a'), /hello: SIGTERM #1, closing/);
   });
 
   it('delete frees the address, the tap and the files', async () => {

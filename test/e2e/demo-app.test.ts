@@ -78,7 +78,7 @@ describe('demo application as microVMs', () => {
     assert.ok(before.total >= 11);
     const stopped = await d.client.stop('db');
     assert.equal(stopped.state, 'stopped');
-    assert.equal(stopped.exitCode, 0);
+    assert.equal(stopped.exitCode, 0, `db exit status; its console:\n${(await d.client.logs('db', 30))}`);
     const started = await d.client.start('db');
     assert.equal(started.ip, stopped.ip);
     const afterRestart = await waitFor(async () => {

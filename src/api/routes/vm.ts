@@ -4,10 +4,22 @@ import { Type } from 'typebox';
 import { ConsoleTail } from '../../guest/console-tail.js';
 import { isActive } from '../../core/vm-state.js';
 import type { VmManager } from '../../core/vm-manager.js';
+import type { BootMarks } from '../../core/steps/boot-context.js';
 import { fromLegacyBody, isLegacyBody } from '../legacy-body.js';
 import { DeleteQuery, ErrorBody, LogsQuery, RunBody, StopQuery, VmRef, VmView, WaitQuery } from '../schemas.js';
 import { vmView } from '../views.js';
 import { readFile } from 'node:fs/promises';
+
+const VmList = Type.Object({ vms: Type.Array(VmView) });
+
+/** Server-Timing: daemon work before the VMM starts, VMM start-up, then the guest until ready. */
+function serverTiming(t0: number, m: BootMarks): string {
+  const parts: string[] = [];
+  if (m.vmmStart !== undefined) parts.push(`plan;dur=${(m.vmmStart - t0).toFixed(2)}`);
+  if (m.vmmStart !== undefined && m.vmmLaunched !== undefined) parts.push(`vmm;dur=${(m.vmmLaunched - m.vmmStart).toFixed(2)}`);
+  if (m.vmmLaunched !== undefined && m.ready !== undefined) parts.push(`guest;dur=${(m.ready - m.vmmLaunched).toFixed(2)}`);
+  return parts.join(', ');
+}
 
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody, 502: ErrorBody, 504: ErrorBody };
 const flag = (v: string | undefined): boolean => v === '1' || v === 'true';
@@ -41,17 +53,24 @@ export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, 
       },
     },
     async (req, reply) => {
-      const vm = await manager.create(req.body, req.query.wait === 'launched' ? 'launched' : 'ready');
+      const t0 = performance.now();
+      const marks: BootMarks = {};
+      const vm = await manager.create(req.body, req.query.wait === 'launched' ? 'launched' : 'ready', marks);
       const view = vmView(vm);
       if (req.legacyRun && vm.ip) view.ip_address = vm.ip;
-      return reply.status(201).send(view);
+      return reply.status(201).header('server-timing', serverTiming(t0, marks)).send(view);
     },
   );
 
   r.post(
     '/vm/:id/start',
     { schema: { summary: 'Boot a stopped VM again, with its spec and its address', tags: ['vm'], params: VmRef, querystring: WaitQuery, response: { 200: VmView, ...errors } } },
-    async (req) => vmView(await manager.start(req.params.id, req.query.wait === 'launched' ? 'launched' : 'ready')),
+    async (req, reply) => {
+      const t0 = performance.now();
+      const marks: BootMarks = {};
+      const vm = await manager.start(req.params.id, req.query.wait === 'launched' ? 'launched' : 'ready', marks);
+      return reply.header('server-timing', serverTiming(t0, marks)).send(vmView(vm));
+    },
   );
 
   r.post(
@@ -60,10 +79,21 @@ export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, 
     async (req) => vmView(await manager.stop(req.params.id, req.query.timeout === undefined ? undefined : Number(req.query.timeout) * 1000)),
   );
 
+  // The list is served from a cache of its JSON, made again only after a VM changed:
+  // listing is the hot read of dashboards and autoscalers.
+  let listCache = { version: -1, body: '' };
   r.get(
     '/vm',
-    { schema: { summary: 'List VMs', tags: ['vm'], response: { 200: Type.Object({ vms: Type.Array(VmView) }) } } },
-    async () => ({ vms: manager.list().map(vmView) }),
+    { schema: { summary: 'List VMs', tags: ['vm'], response: { 200: VmList } } },
+    async (_req, reply) => {
+      const version = manager.version;
+      if (listCache.version !== version) {
+        const payload = { vms: manager.list().map(vmView) };
+        listCache = { version, body: JSON.stringify(payload) };
+      }
+      // The cached text is already the schema's JSON; the typed send() only knows the object form.
+      return reply.type('application/json; charset=utf-8').serializer((p) => p as string).send(listCache.body as never);
+    },
   );
 
   r.get(

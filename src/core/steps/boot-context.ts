@@ -16,6 +16,13 @@ export interface BootDeps {
   save: (vm: VmRecord) => void;
 }
 
+/** performance.now() at points of a boot, for Server-Timing and benchmarks. */
+export interface BootMarks {
+  vmmStart?: number;
+  vmmLaunched?: number;
+  ready?: number;
+}
+
 /** Everything one boot of a VM builds up, step by step; undo reads it to take it down. */
 export interface BootContext {
   deps: BootDeps;
@@ -34,9 +41,10 @@ export interface BootContext {
   /** Aborted when a stop or delete arrives while the VM is still booting. */
   cancel: AbortSignal;
   launchedAt: number | null;
+  marks: BootMarks;
 }
 
-export function newBootContext(deps: BootDeps, vm: VmRecord, runDir: string, cancel: AbortSignal): BootContext {
+export function newBootContext(deps: BootDeps, vm: VmRecord, runDir: string, cancel: AbortSignal, marks: BootMarks = {}): BootContext {
   return {
     deps,
     vm,
@@ -53,5 +61,6 @@ export function newBootContext(deps: BootDeps, vm: VmRecord, runDir: string, can
     unpublish: null,
     cancel,
     launchedAt: null,
+    marks,
   };
 }

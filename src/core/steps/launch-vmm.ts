@@ -10,8 +10,9 @@ export const launchVmm: Step<BootContext> = {
     const launch = ctx.launch!;
     const offset = await ConsoleTail.sizeOf(launch.consoleLog);
     ctx.tail = new ConsoleTail(launch.consoleLog, { offset, pollMs: 50 }).start();
-    ctx.launchedAt = performance.now();
+    ctx.launchedAt = ctx.marks.vmmStart = performance.now();
     ctx.process = await ctx.deps.vmm.launch(launch);
+    ctx.marks.vmmLaunched = performance.now();
     const now = ctx.deps.clock.now();
     ctx.vm = transition(ctx.vm, 'booting', now, {
       pid: ctx.process.pid,

@@ -27,6 +27,7 @@ export const waitReady: Step<BootContext> = {
         }),
       ]);
       if (outcome.event === 'ready') {
+        ctx.marks.ready = performance.now();
         const now = ctx.deps.clock.now();
         const bootMs = ctx.launchedAt === null ? null : Math.round(performance.now() - ctx.launchedAt);
         ctx.vm = transition(ctx.vm, 'running', now, { readyAt: now.toISOString(), bootMs });
