@@ -18,9 +18,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsoleTail } from '../src/guest/console-tail.js';
 import { run } from '../src/util/exec.js';
-import { CLI, median, printTable, processRssMiB, ROOT, startBenchDaemon } from './lib.js';
+import { CACHE, CLI, median, printTable, processRssMiB, ROOT, startBenchDaemon } from './lib.js';
 
-const RUNS = Number(process.env.RUNS ?? 7);
+const RUNS = Number(process.env.RUNS ?? 9);
+/** Pause between boots: a QEMU that just ended still frees its memory for a moment. */
+const SETTLE_MS = 500;
 
 /** The argv of a running process. */
 async function argvOf(pid: number): Promise<string[]> {
@@ -41,6 +43,15 @@ async function foregroundQemu(): Promise<number> {
   throw new Error('no qemu found for the vm run process');
 }
 
+/** The guest's own clock when its app was ready (kernel start to ready), from a console log. */
+function guestReadyMs(log: string): number {
+  const m = [...log.matchAll(/@uigniter \{"event":"ready","uptimeMs":(\d+)\}/g)].at(-1);
+  return m ? Number(m[1]) : NaN;
+}
+
+const guestRaw: number[] = [];
+const guestUigniter: number[] = [];
+
 /** Starts a command line by hand and times it to the guest's ready line. */
 async function rawBoot(argv: string[], consoleLog: string): Promise<number> {
   await truncate(consoleLog).catch(() => writeFile(consoleLog, ''));
@@ -48,8 +59,9 @@ async function rawBoot(argv: string[], consoleLog: string): Promise<number> {
   const ready = tail.waitFor((e) => e.event === 'ready', 120_000);
   const t0 = performance.now();
   const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', detached: true });
-  await ready;
+  const ev = await ready;
   const ms = performance.now() - t0;
+  guestRaw.push(ev.uptimeMs);
   await tail.stop();
   const gone = new Promise((r) => child.once('exit', r));
   child.kill('SIGKILL');
@@ -75,17 +87,24 @@ async function main(): Promise<void> {
     await copyFile(join(vmDir, 'config.img'), join(work, 'config.img'));
     const rss = await sleep(3000).then(() => processRssMiB(tpl.pid!));
     await d.client.stop('template'); // keeps its address, so no other VM takes it
-    const rawDaemonArgv = relocate(daemonArgv, vmDir, work);
+    // /proc shows QEMU's own argv; the daemon started it through nsenter into its namespace.
+    const rawDaemonArgv = ['nsenter', `--net=/run/netns/${d.netns}`, '--', ...relocate(daemonArgv, vmDir, work)];
     const tap = rawDaemonArgv.find((a) => a.startsWith('tap,'))!.match(/ifname=([^,]+)/)![1]!;
     const ns = (cmd: string): Promise<unknown> => run('ip', ['-n', d.netns, '-batch', '-'], { input: cmd });
 
     // ---- vm run path: capture the command line of a foreground VM
-    const env = { ...process.env, UIGNITER_HOME: d.home };
+    const env = { ...process.env, UIGNITER_HOME: d.home, UIGNITER_CACHE: CACHE };
     const probe = spawn(process.execPath, [CLI, 'vm', 'run', 'hello'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let probeErr = '';
+    probe.stderr!.on('data', (c: Buffer) => (probeErr += c.toString()));
+    const probeReady = new Promise<void>((resolve, reject) => {
+      probe.stderr!.on('data', () => /ready in/.test(probeErr) && resolve());
+      probe.once('exit', () => reject(new Error(`vm run ended: ${probeErr}`)));
+    });
     const fgPid = await foregroundQemu();
+    await probeReady;
     const fgArgv = await argvOf(fgPid);
     const fgDir = fgArgv.find((a) => a.includes('/fg-') && a.startsWith('/'))!.replace(/\/fg-([0-9a-f]+)\/.*$/, '/fg-$1');
-    await sleep(500);
     await copyFile(join(fgDir, 'config.img'), join(work, 'fg-config.img'));
     probe.kill('SIGINT');
     await new Promise((r) => probe.once('exit', r));
@@ -97,6 +116,7 @@ async function main(): Promise<void> {
       await ns(`tuntap add dev ${tap} mode tap\nlink set dev ${tap} master ${d.bridge}\nlink set dev ${tap} up\n`);
       t.rawDaemon.push(await rawBoot(rawDaemonArgv, join(work, 'console.log')));
       await ns(`link del dev ${tap}\n`);
+      await sleep(SETTLE_MS);
       // through the daemon
       const t0 = performance.now();
       const res = await fetch(`${d.url}/vm/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ image: 'hello', name: `b${i}` }) });
@@ -104,9 +124,13 @@ async function main(): Promise<void> {
       const timing = res.headers.get('server-timing') ?? '';
       t.plan.push(Number(/plan;dur=([0-9.]+)/.exec(timing)?.[1] ?? NaN));
       if (res.status !== 201) throw new Error(`run answered ${res.status}: ${await res.text()}`);
+      guestUigniter.push(guestReadyMs(await d.client.logs(`b${i}`)));
       await d.client.remove(`b${i}`, { force: true });
+      await sleep(SETTLE_MS);
       // raw, vm run command line
       t.rawFg.push(await rawBoot(rawFgArgv, join(work, 'console.log')));
+      guestRaw.pop(); // only the daemon pair is compared guest-side
+      await sleep(SETTLE_MS);
       // through `uigniter vm run`
       const f0 = performance.now();
       const fg = spawn(process.execPath, [CLI, 'vm', 'run', 'hello'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -121,6 +145,7 @@ async function main(): Promise<void> {
       t.fg.push(performance.now() - f0);
       fg.kill('SIGINT');
       await new Promise((r) => fg.once('exit', r));
+      await sleep(SETTLE_MS);
     }
 
     const s = (xs: number[]): string => (median(xs) / 1000).toFixed(3);
@@ -133,6 +158,7 @@ async function main(): Promise<void> {
       ],
     );
     process.stdout.write(`\ndaemon work before QEMU starts (Server-Timing plan): median ${median(t.plan).toFixed(1)} ms\n`);
+    process.stdout.write(`guest clock at ready (kernel start -> app ready), same command line: raw ${median(guestRaw).toFixed(0)} ms, via daemon ${median(guestUigniter).toFixed(0)} ms\n`);
     process.stdout.write(`QEMU RSS of an idle guest (hello app, ${tpl.memMiB} MiB guest): ${rss.toFixed(1)} MiB\n`);
     process.stdout.write(`goal: daemon ratio <= 1.05 -> ${median(t.daemon) / median(t.rawDaemon) <= 1.05 ? 'met' : 'NOT met'}\n`);
   } finally {

@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PACKAGES=(qemu-system-x86 busybox-static squashfs-tools e2fsprogs iproute2 nftables util-linux cpio
-  linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev xz-utils kmod curl)
+  linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev xz-utils kmod curl wrk)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ImageService } from '../core/image-service.js';
 import type { VmState } from '../core/models.js';
 import type { VmManager } from '../core/vm-manager.js';
@@ -28,7 +28,8 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
     bodyLimit: o.bodyLimit ?? 64 * 1024,
     // Reject unknown fields and wrong types rather than fixing them up silently.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
-    disableRequestLogging: true,
+    // One line per request, written by our onResponse hook (with the route's latency).
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   } as const;
   const app: FastifyInstance = o.logger ? Fastify({ ...common, loggerInstance: o.logger }) : Fastify({ ...common, logger: false });

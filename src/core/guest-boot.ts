@@ -1,4 +1,6 @@
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
+import { UigniterError } from './errors.js';
 import { writeConfigDrive, type GuestConfig } from '../guest/config-drive.js';
 import type { ImageManifest, VmSpec } from './models.js';
 import type { DiskAttachment, GuestAddress, ImageCatalog, LaunchSpec, NicAttachment } from './ports.js';
@@ -60,10 +62,19 @@ export async function prepareBoot(
   now: Date,
   verbose = false,
 ): Promise<LaunchSpec> {
+  const kernel = images.kernelPath(image);
+  const initrd = images.initrdPath(image);
+  const layers = image.layers.map((l) => images.layerPath(l));
+  for (const [what, path] of [['kernel', kernel], ['initrd', initrd], ...layers.map((p) => ['layer', p])] as const) {
+    // Caches and layers live on disk apart from the manifest: say which part is gone.
+    await access(path).catch(() => {
+      throw new UigniterError('failed_precondition', `image ${image.name}:${image.tag}: its ${what} ${path} is missing; rebuild the image ('uigniter image build')`, 'image');
+    });
+  }
   const configPath = join(vm.runDir, CONFIG_DRIVE);
   await writeConfigDrive(configPath, guestConfigFor(image, spec, vm.hostname, net, volumes, now));
   const disks: DiskAttachment[] = [
-    ...image.layers.map((l) => ({ path: images.layerPath(l), readOnly: true })),
+    ...layers.map((path) => ({ path, readOnly: true })),
     ...volumes.map((v) => ({ path: v.path, readOnly: v.readOnly })),
     { path: configPath, readOnly: true },
   ];
@@ -72,8 +83,8 @@ export async function prepareBoot(
     hostname: vm.hostname,
     vcpus: spec.vcpus,
     memMiB: spec.memMiB,
-    kernel: images.kernelPath(image),
-    initrd: images.initrdPath(image),
+    kernel,
+    initrd,
     disks,
     nic: net.nic,
     address: net.address,

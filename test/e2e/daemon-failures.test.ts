@@ -105,23 +105,27 @@ describe('real failures of a create undo what was done', () => {
     }
   });
 
-  it('QEMU failing to start (a layer file gone) is reported and undone', async () => {
-    const image = (await d.client.images()).find((i) => i.name === 'sleeper')!;
-    assert.ok(image);
-    const layers = await readdir(join(d.home, 'layers'));
-    const manifestLayer = JSON.parse(await (await import('node:fs/promises')).readFile(join(d.home, 'images', 'sleeper', 'latest.json'), 'utf8')) as { layers: { id: string }[] };
-    const file = `${manifestLayer.layers[0]!.id.slice(7)}.sqfs`;
-    assert.ok(layers.includes(file));
-    const { rename } = await import('node:fs/promises');
-    await rename(join(d.home, 'layers', file), join(d.home, `${file}.away`));
+  it('QEMU failing to start is reported and undone; a missing layer is named before QEMU runs', async () => {
+    const { mkdir, readFile, rename, rmdir } = await import('node:fs/promises');
+    const manifest = JSON.parse(await readFile(join(d.home, 'images', 'sleeper', 'latest.json'), 'utf8')) as { layers: { id: string }[] };
+    const file = join(d.home, 'layers', `${manifest.layers[0]!.id.slice(7)}.sqfs`);
+    await rename(file, `${file}.away`);
     try {
-      const err = await d.client.run({ image: 'sleeper', name: 'broken' }).catch((e: unknown) => e);
-      assert.ok(err instanceof ApiError);
-      assert.equal(err.status, 502);
-      assert.match(err.message, /qemu exited at start: .*(No such file|Could not open)/);
+      const missing = await d.client.run({ image: 'sleeper', name: 'broken' }).catch((e: unknown) => e);
+      assert.ok(missing instanceof ApiError);
+      assert.equal(missing.status, 409);
+      assert.match(missing.message, /image sleeper:latest: its layer .* is missing; rebuild the image/);
+      await assertNothingLeft(d, 1, 'layer missing');
+      // A directory where the disk should be: QEMU itself refuses to start.
+      await mkdir(file);
+      const qemuFailed = await d.client.run({ image: 'sleeper', name: 'broken' }).catch((e: unknown) => e);
+      assert.ok(qemuFailed instanceof ApiError);
+      assert.equal(qemuFailed.status, 502);
+      assert.match(qemuFailed.message, /qemu exited at start: .*requires .* to be a regular file/);
       await assertNothingLeft(d, 1, 'qemu failed');
     } finally {
-      await rename(join(d.home, `${file}.away`), join(d.home, 'layers', file));
+      await rmdir(file).catch(() => undefined);
+      await rename(`${file}.away`, file);
     }
   });
 

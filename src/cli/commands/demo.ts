@@ -4,9 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { ApiError, DEFAULT_HOST, UigniterClient } from '../../client/client.js';
-import { bootDemo, buildDemoImages, processBatch, removeDemo } from '../../demo/demo-app.js';
-import { MasterClient } from '../../demo/master-client.js';
+import type { UigniterClient } from '../../client/client.js';
 import { packageRoot } from '../../util/package-root.js';
 import { resolveHome } from '../../util/paths.js';
 import { table } from '../output.js';
@@ -15,6 +13,7 @@ const int = (v: string): number => Number(v);
 
 /** Starts `uigniter daemon` in the background when none answers; returns its pid or null. */
 async function ensureDaemon(client: UigniterClient, home: string, log: (l: string) => void): Promise<number | null> {
+  const { ApiError, DEFAULT_HOST } = await import('../../client/client.js');
   try {
     await client.health();
     return null;
@@ -53,6 +52,9 @@ export function registerDemo(program: Command): void {
     .option('--lease-sec <s>', 'task lease: how soon a dead worker\'s task is taken over', int, 10)
     .option('--keep', 'leave the application running and print how to upload more')
     .action(async (o: { workers: number; images: number; port: number; leaseSec: number; keep?: boolean }) => {
+      const { UigniterClient } = await import('../../client/client.js');
+      const { bootDemo, buildDemoImages, processBatch, removeDemo } = await import('../../demo/demo-app.js');
+      const { MasterClient } = await import('../../demo/master-client.js');
       const log = (l: string): void => void process.stdout.write(`${l}\n`);
       const home = resolveHome(program.opts<{ home?: string }>().home);
       const client = new UigniterClient();

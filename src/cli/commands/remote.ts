@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ApiError, UigniterClient, type RunBody, type VmView } from '../../client/client.js';
+import type { RunBody, UigniterClient, VmView } from '../../client/client.js';
 import { parseEnvFlag, parsePortFlag } from '../../core/spec-checks.js';
 import { invalid } from '../../core/errors.js';
 import { humanBytes, printJson, table } from '../output.js';
@@ -7,8 +7,10 @@ import { humanBytes, printJson, table } from '../output.js';
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 const int = (v: string): number => Number(v);
 
-function client(): UigniterClient {
-  return new UigniterClient();
+/** The HTTP client loads undici, which costs ~60 ms: only commands that talk to the daemon pay. */
+async function connect(): Promise<UigniterClient> {
+  const { UigniterClient: Client } = await import('../../client/client.js');
+  return new Client();
 }
 
 /** "-v name:/path[:sizeMiB][:ro]" */
@@ -78,7 +80,7 @@ export function registerRemote(program: Command): void {
         ...(o.volume.length ? { volumes: o.volume.map(parseVolumeFlag) } : {}),
         ...(o.stopTimeout !== undefined ? { stopTimeoutMs: o.stopTimeout * 1000 } : {}),
       };
-      printVm(await client().run(body, o.detach ? 'launched' : 'ready'), o.json);
+      printVm(await (await connect()).run(body, o.detach ? 'launched' : 'ready'), o.json);
     });
 
   program
@@ -86,14 +88,14 @@ export function registerRemote(program: Command): void {
     .description('boot a stopped VM again (same spec, same address)')
     .option('-d, --detach', 'do not wait for ready')
     .option('--json', 'JSON output')
-    .action(async (ref: string, o: { detach?: boolean; json?: boolean }) => printVm(await client().start(ref, o.detach ? 'launched' : 'ready'), o.json));
+    .action(async (ref: string, o: { detach?: boolean; json?: boolean }) => printVm(await (await connect()).start(ref, o.detach ? 'launched' : 'ready'), o.json));
 
   program
     .command('stop <vm>')
     .description('stop a VM: SIGTERM to its app, forced off after the timeout')
     .option('-t, --timeout <s>', 'seconds before forcing it off', int)
     .option('--json', 'JSON output')
-    .action(async (ref: string, o: { timeout?: number; json?: boolean }) => printVm(await client().stop(ref, o.timeout), o.json));
+    .action(async (ref: string, o: { timeout?: number; json?: boolean }) => printVm(await (await connect()).stop(ref, o.timeout), o.json));
 
   program
     .command('rm <vm...>')
@@ -102,7 +104,7 @@ export function registerRemote(program: Command): void {
     .option('--volumes', 'also delete their volumes')
     .action(async (refs: string[], o: { force?: boolean; volumes?: boolean }) => {
       for (const ref of refs) {
-        await client().remove(ref, { ...(o.force ? { force: true } : {}), ...(o.volumes ? { volumes: true } : {}) });
+        await (await connect()).remove(ref, { ...(o.force ? { force: true } : {}), ...(o.volumes ? { volumes: true } : {}) });
         process.stdout.write(`${ref}\n`);
       }
     });
@@ -112,7 +114,7 @@ export function registerRemote(program: Command): void {
     .description('list VMs')
     .option('--json', 'JSON output')
     .action(async (o: { json?: boolean }) => {
-      const vms = await client().list();
+      const vms = await (await connect()).list();
       if (o.json) printJson(vms);
       else process.stdout.write(`${vmRows(vms)}\n`);
     });
@@ -120,7 +122,7 @@ export function registerRemote(program: Command): void {
   program
     .command('inspect <vm>')
     .description('everything about a VM, as JSON')
-    .action(async (ref: string) => printJson(await client().get(ref)));
+    .action(async (ref: string) => printJson(await (await connect()).get(ref)));
 
   program
     .command('logs <vm>')
@@ -131,13 +133,13 @@ export function registerRemote(program: Command): void {
       if (o.follow) {
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
-        await client()
+        await (await connect())
           .followLogs(ref, (s) => process.stdout.write(s), ac.signal)
           .catch((e: unknown) => {
             if (!ac.signal.aborted) throw e;
           });
       } else {
-        process.stdout.write(await client().logs(ref, o.tail));
+        process.stdout.write(await (await connect()).logs(ref, o.tail));
       }
     });
 
@@ -146,7 +148,7 @@ export function registerRemote(program: Command): void {
     .description("list the daemon's images")
     .option('--json', 'JSON output')
     .action(async (o: { json?: boolean }) => {
-      const list = await client().images();
+      const list = await (await connect()).images();
       if (o.json) return printJson(list);
       process.stdout.write(`${table(['NAME', 'TAG', 'DIGEST', 'RUNTIME', 'SIZE', 'MEM'], list.map((m) => [m.name, m.tag, m.digest.slice(7, 19), m.runtime, humanBytes(m.sizeBytes), `${m.memMiB} MiB`]))}\n`);
     });
@@ -158,7 +160,7 @@ export function registerRemote(program: Command): void {
     .option('--json', 'JSON output')
     .action(async (dir: string, o: { name: string; json?: boolean }) => {
       const { resolve } = await import('node:path');
-      const img = await client().buildImage(resolve(dir), o.name);
+      const img = await (await connect()).buildImage(resolve(dir), o.name);
       if (o.json) printJson(img);
       else process.stdout.write(`${img.name}:${img.tag} ${img.digest.slice(0, 19)}\n`);
     });
@@ -168,7 +170,7 @@ export function registerRemote(program: Command): void {
     .command('ls')
     .option('--json', 'JSON output')
     .action(async (o: { json?: boolean }) => {
-      const list = await client().volumes();
+      const list = await (await connect()).volumes();
       if (o.json) return printJson(list);
       process.stdout.write(`${table(['NAME', 'SIZE', 'ATTACHED', 'USED BY'], list.map((v) => [v.name, `${v.sizeMiB} MiB`, v.attachedTo?.slice(0, 12), v.usedBy.join(',') || null]))}\n`);
     });
@@ -177,10 +179,9 @@ export function registerRemote(program: Command): void {
     .description('delete volumes and their data (refused while a VM names them)')
     .action(async (names: string[]) => {
       for (const n of names) {
-        await client().removeVolume(n);
+        await (await connect()).removeVolume(n);
         process.stdout.write(`${n}\n`);
       }
     });
 }
 
-export { ApiError };
