@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { UigniterClient } from '../src/client/client.js';
 import { run } from '../src/util/exec.js';
+import { freePort } from '../src/util/net.js';
+export { freePort };
 
 /** Shared by the benchmarks: a daemon of their own, statistics and a table printer. */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -33,16 +34,6 @@ export function printTable(headers: string[], rows: (string | number)[][]): void
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 export interface BenchDaemon {
   home: string;

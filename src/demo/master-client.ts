@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TaskStats } from '@uigniter-demo/common/task-record';
 
 export interface TaskInfo {
   id: number;
@@ -7,14 +8,8 @@ export interface TaskInfo {
   attempts: number;
 }
 
-export interface PipelineStats {
-  ready: number;
-  leased: number;
-  done: number;
-  failed: number;
-  total: number;
-  byWorker: Record<string, number>;
-}
+/** The db's counts, as master relays them. */
+export type PipelineStats = TaskStats;
 
 /** The demo's public API (master), as a user of it sees it. */
 export class MasterClient {
