@@ -20,6 +20,8 @@ export interface GuestAddress {
   ip: string;
   prefix: number;
   gateway: string;
+  /** Name servers, also given to the kernel (ip=...:dns0:dns1, shown in /proc/net/pnp). */
+  dns: string[];
 }
 
 export interface LaunchSpec {

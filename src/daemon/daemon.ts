@@ -106,8 +106,12 @@ export async function startDaemon(cfg: DaemonConfig, logger?: Logger): Promise<D
         if (closed) return;
         closed = true;
         await app.close();
-        await manager.shutdown(opts.stopVms ?? cfg.stopVmsOnExit);
+        const stopVms = opts.stopVms ?? cfg.stopVmsOnExit;
+        await manager.shutdown(stopVms);
         for (const c of cleanups.reverse()) await c().catch(() => undefined);
+        // Nothing runs any more: take the VM network down with us. (Left up otherwise,
+        // for the VMs that keep running and the daemon that will adopt them.)
+        if (stopVms) await network.namespace.teardown().catch((e: unknown) => log.warn({ err: e }, 'network teardown failed'));
         store.close();
         await rm(pidFile, { force: true });
       },

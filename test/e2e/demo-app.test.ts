@@ -37,6 +37,26 @@ describe('demo application as microVMs', () => {
     assert.ok(Object.keys(r.perWorker).every((w) => /^worker-[12]$/.test(w)), JSON.stringify(r.perWorker));
   });
 
+  it('bad input to the master VM: a clear 4xx, nothing stored', async () => {
+    const before = await master.stats();
+    const storageIp = (await d.client.get('storage')).ip!;
+    const objects = async (): Promise<string[]> => ((await (await fetch(`http://${storageIp}:9002/object`)).json()) as { objects: string[] }).objects;
+    const objectsBefore = await objects();
+    const post = async (body: Buffer, type = 'image/png'): Promise<{ status: number; code: string }> => {
+      const form = new FormData();
+      form.append('image', new Blob([body], { type }), 'x.png');
+      const res = await fetch(`${master.base}/task`, { method: 'POST', body: form });
+      return { status: res.status, code: ((await res.json()) as { error: { code: string } }).error.code };
+    };
+    assert.deepEqual(await post(Buffer.from('GIF89a not a png at all'), 'image/gif'), { status: 415, code: 'not_png' });
+    assert.deepEqual(await post(Buffer.alloc(9 * 1024 * 1024, 1)), { status: 413, code: 'too_large' });
+    const unknown = await fetch(`${master.base}/task/999999`);
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'not_found');
+    assert.deepEqual(await master.stats(), before, 'no task created');
+    assert.deepEqual(await objects(), objectsBefore, 'no object stored');
+  });
+
   it('a worker VM killed in the middle of a task: the task still completes, exactly once, by another worker', async () => {
     // Only a slow worker is up, so it certainly holds the task when it dies.
     await d.client.stop('worker-1');

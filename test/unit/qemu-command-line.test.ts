@@ -15,7 +15,7 @@ const spec: LaunchSpec = {
     { path: '/vols/a,b.ext4', readOnly: false },
   ],
   nic: { kind: 'tap', tap: 'tap-abc', mac: '52:55:ac:1e:00:05', netns: 'uigniter' },
-  address: { ip: '172.30.0.5', prefix: 24, gateway: '172.30.0.1' },
+  address: { ip: '172.30.0.5', prefix: 24, gateway: '172.30.0.1', dns: ['172.30.255.253'] },
   runDir: '/run/vm',
   consoleLog: '/run/vm/console.log',
 };
@@ -25,7 +25,7 @@ describe('QEMU command line', () => {
     const line = kernelCmdline(spec, { binary: 'qemu', accel: 'tcg', tscKhz: 2596130 });
     assert.match(line, /console=ttyS0/);
     assert.match(line, /tsc_early_khz=2596130/);
-    assert.match(line, /ip=172\.30\.0\.5::172\.30\.0\.1:255\.255\.255\.0:web-1:eth0:off/);
+    assert.match(line, /ip=172\.30\.0\.5::172\.30\.0\.1:255\.255\.255\.0:web-1:eth0:off:172\.30\.255\.253( |$)/);
     assert.match(line, /reboot=k panic=1/);
   });
 

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { UigniterClient } from '../../client/client.js';
 import { packageRoot } from '../../util/package-root.js';
 import { resolveHome } from '../../util/paths.js';
+import { processAlive } from '../../util/process.js';
 import { table } from '../output.js';
 
 const int = (v: string): number => Number(v);
@@ -24,7 +25,8 @@ async function ensureDaemon(client: UigniterClient, home: string, log: (l: strin
   await mkdir(home, { recursive: true });
   const logFile = join(home, 'daemon.log');
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'src', 'cli', 'main.js'), '--home', home, 'daemon'], {
+  // --stop-vms-on-exit: when the demo stops this daemon, it takes its VMs and network down.
+  const child = spawn(process.execPath, [join(packageRoot(), 'dist', 'src', 'cli', 'main.js'), '--home', home, 'daemon', '--stop-vms-on-exit'], {
     detached: true,
     stdio: ['ignore', out, out],
   });
@@ -84,8 +86,12 @@ export function registerDemo(program: Command): void {
         log(`\nThe application keeps running. Upload more:\n  curl -F image=@picture.png http://127.0.0.1:${o.port}/task\n  curl -o out.png http://127.0.0.1:${o.port}/task/<id>/result\nSee it: uigniter ps; uigniter logs worker-1. Remove it: uigniter rm -f kvstore db storage master ${vms.filter((v) => v.name.startsWith('worker-')).map((v) => v.name).join(' ')}`);
       } else {
         await removeDemo(client, { volumes: true });
-        if (daemonPid) process.kill(daemonPid, 'SIGTERM');
         log('removed the demo VMs and volumes');
+        if (daemonPid) {
+          process.kill(daemonPid, 'SIGTERM');
+          for (let i = 0; i < 300 && processAlive(daemonPid); i++) await sleep(100);
+          log('stopped the daemon the demo started (its network namespace is gone with it)');
+        }
       }
       if (r.mismatches.length > 0) process.exitCode = 1;
     });

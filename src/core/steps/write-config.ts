@@ -16,7 +16,7 @@ export const writeConfig: Step<BootContext> = {
       { id: ctx.vm.id, hostname: ctx.vm.name, runDir: ctx.runDir },
       {
         nic: { kind: 'tap', tap: ctx.tap!, mac: lease.mac, netns: ctx.deps.network.netns },
-        address: { ip: lease.ip, prefix: lease.prefix, gateway: lease.gateway },
+        address: { ip: lease.ip, prefix: lease.prefix, gateway: lease.gateway, dns: lease.dns },
         dns: lease.dns,
         search: lease.search,
       },

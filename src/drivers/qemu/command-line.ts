@@ -29,7 +29,8 @@ export function kernelCmdline(spec: LaunchSpec, host: QemuHost): string {
   if (host.tscKhz) args.push(`tsc_early_khz=${host.tscKhz}`);
   if (spec.address) {
     const a = spec.address;
-    args.push(`ip=${a.ip}::${a.gateway}:${prefixToMask(a.prefix)}:${spec.hostname}:eth0:off`);
+    const dns = a.dns.slice(0, 2);
+    args.push(`ip=${a.ip}::${a.gateway}:${prefixToMask(a.prefix)}:${spec.hostname}:eth0:off${dns.length ? `:${dns.join(':')}` : ''}`);
   }
   return args.join(' ');
 }
