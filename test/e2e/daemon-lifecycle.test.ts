@@ -81,6 +81,12 @@ describe('uigniterd: lifecycle, VM-to-VM network, adoption after SIGKILL', () =>
     assert.deepEqual((await qemuProcesses(d.home)).sort(), qemus, 'the same QEMU processes, none started again');
     assert.deepEqual(d.leases(), before);
     assert.equal(new Set(d.leases().map((l) => l.ip)).size, 2);
+    // A graceful daemon stop (SIGTERM) leaves the VMs running too, for the next daemon.
+    await d.kill('SIGTERM');
+    assert.equal((await guestGet<{ hostname: string }>(b.ip!, '/')).hostname, 'vm-b');
+    await d.restart();
+    assert.deepEqual((await d.client.list()).map((v) => v.state), ['running', 'running']);
+    assert.deepEqual((await qemuProcesses(d.home)).sort(), qemus);
     // Still answering, still talking to each other, and still under control.
     const byName = await guestGet<{ status: number }>(a.ip!, `/fetch?url=${encodeURIComponent('http://vm-b:8080/')}`);
     assert.equal(byName.status, 200);
