@@ -35,6 +35,9 @@ describe('vm run (foreground, real QEMU)', () => {
     assert.deepEqual(answer.args, ['one', 'two words', '100%']);
     assert.match(answer.hostname, /^hello-[0-9a-f]{6}$/);
     assert.equal((await qemuProcesses(home)).length, 1, 'one qemu runs while the VM is up');
+    const rm = await cli(home, ['image', 'rm', 'hello']);
+    assert.equal(rm.code, 4, 'an image in use is not removed');
+    assert.match(rm.stderr, /image 'hello:latest' is used by VM hello-[0-9a-f]{6} \(vm run, pid \d+\)/);
 
     run.child.kill('SIGINT');
     const code = await run.done;
@@ -82,6 +85,20 @@ describe('vm run (foreground, real QEMU)', () => {
     const again = await cli(home, ['image', 'build', join(FIXTURES, 'hello'), '--name', 'hello']);
     assert.equal(again.code, 0);
     assert.match(again.stdout, /\(unchanged\)/);
+  });
+
+  it('image rm removes the manifest and the layers nothing else uses', async () => {
+    const layersBefore = await listFiles(join(home, 'layers'));
+    const manifest = JSON.parse((await cli(home, ['image', 'inspect', 'exit3:v1'])).stdout) as { layers: { id: string; role: string }[] };
+    const appLayer = `${manifest.layers.find((l) => l.role === 'app')!.id.slice(7)}.sqfs`;
+    const runtimeLayer = `${manifest.layers.find((l) => l.role === 'runtime')!.id.slice(7)}.sqfs`;
+    const rm = await cli(home, ['image', 'rm', 'exit3:v1']);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.doesNotMatch((await cli(home, ['image', 'ls'])).stdout, /exit3/);
+    const layersAfter = await listFiles(join(home, 'layers'));
+    assert.ok(layersBefore.includes(appLayer) && !layersAfter.includes(appLayer), 'its app layer is gone');
+    assert.ok(layersAfter.includes(runtimeLayer), 'the runtime layer hello shares stays');
+    assert.equal((await cli(home, ['image', 'rm', 'exit3:v1'])).code, 3);
   });
 
   describe('bad input: one-line error, non-zero exit, nothing left behind', () => {
