@@ -27,7 +27,3 @@ export function parseGuestEvent(line: string): GuestEvent | null {
   }
   return null;
 }
-
-export function isGuestEventLine(line: string): boolean {
-  return parseGuestEvent(line) !== null;
-}

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invalid, UigniterError } from '../core/errors.js';
 import type { ImageLayerRef, ImageManifest } from '../core/models.js';
@@ -179,9 +179,5 @@ export class ImageStore {
     return m;
   }
 
-  async ensureDirs(): Promise<void> {
-    await mkdir(this.paths.images, { recursive: true });
-    await mkdir(this.paths.layers, { recursive: true });
-  }
 }
 

@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export async function exists(path: string): Promise<boolean> {
@@ -27,14 +27,4 @@ export async function writeFileAtomic(path: string, data: string | Buffer): Prom
     await rm(tmp, { force: true });
     throw e;
   }
-}
-
-export async function ensureDir(path: string): Promise<string> {
-  await mkdir(path, { recursive: true });
-  return path;
-}
-
-export async function writeText(path: string, text: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, text);
 }

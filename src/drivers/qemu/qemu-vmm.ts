@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { UigniterError } from '../../core/errors.js';
 import type { LaunchSpec, Vmm, VmmCapabilities, VmmProcess } from '../../core/ports.js';
 import { ConsoleTail } from '../../guest/console-tail.js';
@@ -157,13 +156,4 @@ export class QemuVmm implements Vmm {
       return null;
     }
   }
-}
-
-export async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!pidAlive(pid)) return true;
-    await sleep(20);
-  }
-  return !pidAlive(pid);
 }
