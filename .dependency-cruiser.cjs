@@ -26,15 +26,15 @@ module.exports = {
       to: { path: '^src/core/', pathNot: '^src/core/(ports|models|errors)\\.ts$' },
     },
     {
-      name: 'adapters-do-not-import-each-other-or-upper-layers',
+      name: 'adapters-import-no-upper-layer',
       severity: 'error',
-      from: { path: '^src/(drivers|network|images|state|volumes)/([^/]+)/?' },
+      from: { path: ADAPTERS },
       to: { path: '^src/(api|cli|client|daemon)/' },
     },
     {
       name: 'no-adapter-to-other-adapter',
       severity: 'error',
-      from: { path: '^src/(network|images|state|volumes)/' },
+      from: { path: ADAPTERS },
       to: { path: '^src/(drivers|network|images|state|volumes)/', pathNot: '^src/$1/' },
     },
     {

@@ -75,8 +75,15 @@ export class HostNetwork implements VmNetwork {
 
   async createTap(vmId: string): Promise<string> {
     const tap = this.tapName(vmId);
-    if (await this.namespace.ns.linkExists(tap)) await this.namespace.deleteTap(tap);
-    await this.namespace.createTap(tap);
+    try {
+      await this.namespace.createTap(tap);
+    } catch (e) {
+      // Only a crash leaves a tap of this name behind: replace it. (Checking first would
+      // cost an `ip` process on every boot.)
+      if (!(await this.namespace.ns.linkExists(tap))) throw e;
+      await this.namespace.deleteTap(tap);
+      await this.namespace.createTap(tap);
+    }
     return tap;
   }
 
