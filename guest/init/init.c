@@ -14,7 +14,12 @@
  *      Ctrl-Alt-Del (QMP send-key, Firecracker's SendCtrlAltDel); with CAD disabled
  *      the kernel delivers it to PID 1 as SIGINT;
  *   6. reaps every zombie, and when the app exits prints one line
- *      "@uigniter {"event":"exit",...}" on the console and powers the VM off.
+ *      "@uigniter {"event":"exit",...}" on the console and powers the VM off;
+ *   7. answers the host's guest agent on a virtio-serial port (src/guest/agent-protocol.ts):
+ *      freeze the app before a snapshot, thaw it after, and renew a restored clone's
+ *      identity (entropy, clock, hostname, network) before the app runs again. A Node app
+ *      gets our clone hooks (guest/runtime/node-clone-hooks.cjs) and a socket to them, so
+ *      its own random generators are renewed too.
  *
  * Disks are identified by content, never by /dev/vdX order: QEMU and Firecracker
  * attach virtio-mmio devices in different orders, and Firecracker cannot set a
@@ -29,7 +34,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/random.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <net/route.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -85,6 +93,7 @@ struct config {
   char *ready_path;
   long stop_timeout_ms;
   long long wall_time;
+  int node_hooks; /* "app-hooks node": preload our Node clone hooks when the layer has them */
 };
 
 static struct config cfg;
@@ -298,6 +307,7 @@ static void parse_config(char *text) {
       cfg.ready_path = next_token(&cur);
     } else if (!strcmp(key, "stop-timeout")) cfg.stop_timeout_ms = atol(a);
     else if (!strcmp(key, "time")) cfg.wall_time = atoll(a);
+    else if (!strcmp(key, "app-hooks")) cfg.node_hooks = !strcmp(a, "node");
   }
   cfg.argv[cfg.nargv] = NULL;
 }
@@ -447,25 +457,32 @@ static void build_root(void) {
   must_mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 }
 
-static void write_etc(void) {
-  mkdirs(NEWROOT "/etc", 0755);
-  char buf[65536];
+/* /etc/hosts and /etc/hostname, written at boot and again when a clone is renamed. */
+static int write_host_files(void) {
+  static char buf[65536];
   size_t o = (size_t)snprintf(buf, sizeof buf, "127.0.0.1 localhost\n");
   if (cfg.hostname) o += (size_t)snprintf(buf + o, sizeof buf - o, "127.0.1.1 %s\n", cfg.hostname);
   for (int i = 0; i < cfg.nhosts && o < sizeof buf; i++)
     o += (size_t)snprintf(buf + o, sizeof buf - o, "%s\n", cfg.hosts[i]);
-  write_file(NEWROOT "/etc/hosts", buf);
-  o = 0;
+  int rc = write_file(NEWROOT "/etc/hosts", buf);
+  if (cfg.hostname) {
+    snprintf(buf, sizeof buf, "%s\n", cfg.hostname);
+    if (write_file(NEWROOT "/etc/hostname", buf) < 0) rc = -1;
+  }
+  return rc;
+}
+
+static void write_etc(void) {
+  mkdirs(NEWROOT "/etc", 0755);
+  write_host_files();
+  static char buf[65536];
+  size_t o = 0;
   buf[0] = 0;
   for (int i = 0; i < cfg.ndns; i++)
     o += (size_t)snprintf(buf + o, sizeof buf - o, "nameserver %s\n", cfg.dns[i]);
   if (cfg.search) o += (size_t)snprintf(buf + o, sizeof buf - o, "search %s\n", cfg.search);
   snprintf(buf + o, sizeof buf - o, "options timeout:1 attempts:2\n");
   write_file(NEWROOT "/etc/resolv.conf", buf);
-  if (cfg.hostname) {
-    snprintf(buf, sizeof buf, "%s\n", cfg.hostname);
-    write_file(NEWROOT "/etc/hostname", buf);
-  }
 }
 
 static void loopback_up(void) {
@@ -483,14 +500,43 @@ static void loopback_up(void) {
 
 /* ---------- the app ---------- */
 
+/* Inside the app's root; the Node runtime layer carries it (src/images/runtime-layer.ts). */
+#define NODE_HOOKS "/usr/lib/uigniter/node-clone-hooks.cjs"
+#define HOOKS_FD 3
+
+/* The app channel: our end of a socket pair whose other end the app's Node hooks hold as
+ * fd 3. The hooks write "F\n" when SIGWINCH asks them to quiesce, then block until we
+ * answer one line: "T\n" (go on) or "R\n" (renewed: reseed). Every F gets exactly one
+ * answer, whenever it comes: a late F (after the 1 s freeze wait) or one nobody asked for
+ * must not leave the app's main thread blocked for ever. */
+static struct {
+  int fd;        /* -1: the app has no hooks (or they went away) */
+  int waiting;   /* F lines read and not answered yet: the hooks block meanwhile */
+  int renew_due; /* renewed since the hooks last heard: their next answer is R */
+} hooks = {.fd = -1};
+
 static pid_t start_app(const sigset_t *oldmask) {
   if (cfg.nargv == 0) {
     errno = EINVAL;
     fatal("the config names no program to run");
   }
+  int sv[2] = {-1, -1};
+  if (cfg.node_hooks && access(NEWROOT NODE_HOOKS, R_OK) == 0 &&
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    logmsg("app channel: socketpair: %s (the app runs without clone hooks)", strerror(errno));
+    sv[0] = sv[1] = -1;
+  }
   pid_t pid = fork();
   if (pid < 0) fatal("fork");
-  if (pid > 0) return pid;
+  if (pid > 0) {
+    if (sv[0] >= 0) {
+      close(sv[1]);
+      /* Our end never blocks PID 1; the app's end stays blocking (the hooks wait on it). */
+      fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+      hooks.fd = sv[0];
+    }
+    return pid;
+  }
   /* child */
   setsid();
   sigprocmask(SIG_SETMASK, oldmask, NULL);
@@ -508,11 +554,24 @@ static pid_t start_app(const sigset_t *oldmask) {
     dup2(devnull, 0);
     if (devnull > 2) close(devnull);
   }
+  /* The app's end becomes fd 3 and survives exec (dup2 clears close-on-exec). */
+  if (sv[1] >= 0) {
+    if (sv[1] == HOOKS_FD) fcntl(HOOKS_FD, F_SETFD, 0);
+    else if (dup2(sv[1], HOOKS_FD) < 0) sv[1] = -1;
+  }
   clearenv();
   setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
   setenv("HOME", "/root", 1);
   if (cfg.hostname) setenv("HOSTNAME", cfg.hostname, 1);
   for (int i = 0; i < cfg.nenv; i++) putenv(cfg.env[i]);
+  if (sv[1] >= 0) {
+    /* After the VM's env, which must not override these; its NODE_OPTIONS are kept. */
+    setenv("UIGNITER_HOOKS_FD", "3", 1);
+    const char *old = getenv("NODE_OPTIONS");
+    char *opts = NULL;
+    if (asprintf(&opts, "--require " NODE_HOOKS "%s%s", old && *old ? " " : "", old ? old : "") > 0)
+      setenv("NODE_OPTIONS", opts, 1);
+  }
   execvp(cfg.argv[0], cfg.argv);
   dprintf(2, "uigniter-init: exec %s: %s\n", cfg.argv[0], strerror(errno));
   _exit(127);
@@ -581,6 +640,491 @@ static void finish(int status) {
   power_off();
 }
 
+/* ---------- the app channel (Node clone hooks) ---------- */
+
+static int frozen;          /* the app's group is stopped by a freeze */
+static int stop_requested;  /* the host asked the VM to stop: no more freezes */
+static int frozen_quiesced; /* and the hooks acknowledged before it was */
+
+static void hooks_close(void) {
+  if (hooks.fd >= 0) close(hooks.fd);
+  hooks.fd = -1;
+  hooks.waiting = 0;
+}
+
+/* Answers every waiting F: R if a renewal happened since the hooks last heard, else T. */
+static void hooks_answer(void) {
+  while (hooks.fd >= 0 && hooks.waiting > 0) {
+    const char *line = hooks.renew_due ? "R\n" : "T\n";
+    ssize_t w = send(hooks.fd, line, 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w != 2) {
+      /* The hooks read before they write again, so the buffer cannot be full: the app's
+       * end is gone. */
+      hooks_close();
+      return;
+    }
+    if (line[0] == 'R') hooks.renew_due = 0;
+    hooks.waiting--;
+  }
+}
+
+/* Reads what the hooks sent (non-blocking): each F is a waiting app, answered at once
+ * unless the app is frozen (then thaw or renew answers it). */
+static void hooks_drain(void) {
+  char buf[64];
+  while (hooks.fd >= 0) {
+    ssize_t r = recv(hooks.fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (r <= 0) {
+      hooks_close(); /* the app and every child holding its end are gone */
+      return;
+    }
+    for (ssize_t i = 0; i < r; i++)
+      if (buf[i] == 'F') hooks.waiting++;
+  }
+  if (!frozen) hooks_answer();
+}
+
+/* ---------- the guest agent ---------- */
+
+#define AGENT_PORT_NAME "org.uigniter.agent"
+#define AGENT_LINE_MAX 4096 /* newline included: src/guest/agent-protocol.ts MAX_LINE */
+#define FREEZE_WAIT_MS 1000
+
+/* The port is polled only while a host is connected: without one the virtio console
+ * driver reports POLLHUP continuously. It sends SIGIO (O_ASYNC, owner PID 1) when the host
+ * connects or disconnects, and on incoming data; each SIGIO re-checks. */
+static struct {
+  int fd; /* -1: no port (yet) */
+  int connected;
+  int possible; /* a virtio console device exists: the port may still appear */
+  char line[AGENT_LINE_MAX];
+  size_t len;
+  int overlong; /* dropping the rest of a line that did not fit */
+} agent = {.fd = -1};
+
+static int virtio_console_present(void) {
+  DIR *d = opendir("/sys/bus/virtio/drivers/virtio_console");
+  if (!d) return 0;
+  struct dirent *e;
+  int found = 0;
+  while (!found && (e = readdir(d))) found = !strncmp(e->d_name, "virtio", 6);
+  closedir(d);
+  return found;
+}
+
+static void agent_reset_line(void) {
+  agent.len = 0;
+  agent.overlong = 0;
+}
+
+static void agent_recheck(void) {
+  if (agent.fd < 0) return;
+  struct pollfd p = {.fd = agent.fd, .events = POLLIN};
+  if (poll(&p, 1, 0) < 0) return;
+  int up = !((p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN));
+  if (!up) agent_reset_line(); /* a new connection starts with a new line */
+  agent.connected = up;
+}
+
+/* Finds /dev/vportNpM named org.uigniter.agent and opens it; 0 when it is not there (yet). */
+static int agent_open(void) {
+  if (agent.fd >= 0) return 1;
+  DIR *d = opendir("/sys/class/virtio-ports");
+  if (!d) return 0;
+  struct dirent *e;
+  char dev[300] = "";
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char path[512];
+    snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+    size_t len = 0;
+    char *name = read_prefix(path, 64, &len);
+    if (!name) continue;
+    name[strcspn(name, "\n")] = 0;
+    if (!strcmp(name, AGENT_PORT_NAME)) snprintf(dev, sizeof dev, "/dev/%s", e->d_name);
+    free(name);
+    if (dev[0]) break;
+  }
+  closedir(d);
+  if (!dev[0]) return 0;
+  int fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    logmsg("agent: open %s: %s", dev, strerror(errno));
+    agent.possible = 0; /* do not retry in a loop */
+    return 0;
+  }
+  if (fcntl(fd, F_SETOWN, getpid()) < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) < 0)
+    logmsg("agent: O_ASYNC on %s: %s", dev, strerror(errno));
+  agent.fd = fd;
+  agent_reset_line();
+  agent_recheck(); /* the host may have connected before we asked for SIGIO */
+  return 1;
+}
+
+static void pct_encode(const char *in, char *out, size_t cap) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
+    if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+        strchr("._~/:=@+,-", *p)) {
+      out[o++] = (char)*p;
+    } else {
+      out[o++] = '%';
+      out[o++] = hex[*p >> 4];
+      out[o++] = hex[*p & 15];
+    }
+  }
+  out[o] = 0;
+}
+
+/* Writes one reply line; drops it when the host went away (nobody to read it). */
+static void agent_write(const char *line) {
+  size_t len = strlen(line), off = 0;
+  double deadline = uptime_ms() + 1000;
+  while (off < len && agent.fd >= 0) {
+    ssize_t w = write(agent.fd, line + off, len - off);
+    if (w > 0) {
+      off += (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno != EAGAIN) break;
+    struct pollfd p = {.fd = agent.fd, .events = POLLOUT};
+    int left = (int)(deadline - uptime_ms());
+    if (left <= 0 || poll(&p, 1, left) <= 0 || (p.revents & (POLLHUP | POLLERR))) break;
+  }
+  if (off < len) logmsg("agent: reply dropped (host gone)");
+}
+
+static void agent_ok(const char *words) {
+  char line[128];
+  snprintf(line, sizeof line, "ok %s\n", words);
+  agent_write(line);
+}
+
+static void agent_err(const char *fmt, ...) {
+  char msg[256], enc[800], line[820];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pct_encode(msg, enc, sizeof enc);
+  snprintf(line, sizeof line, "err %s\n", enc);
+  agent_write(line);
+}
+
+/* freeze: quiesce the app for a snapshot. The hooks get SIGWINCH (even if an earlier one is
+ * still unanswered: a signal sent before Node installed its handler is lost, and each F is
+ * answered on its own, so an extra one costs one round trip); we wait up to 1 s for their F,
+ * then stop the whole group and flush the disks. */
+static void agent_freeze(pid_t app) {
+  if (stop_requested) {
+    /* Stopping it would hold SIGTERM back until the stop timeout kills it. */
+    agent_err("freeze: the app is stopping");
+    return;
+  }
+  if (frozen) {
+    agent_ok(frozen_quiesced ? "frozen 1" : "frozen 0");
+    return;
+  }
+  double t0 = uptime_ms();
+  frozen = 1; /* from here an F is held for thaw/renew, not answered */
+  int already = 0;
+  if (hooks.fd >= 0) {
+    hooks_drain();
+    already = hooks.waiting > 0; /* an F nobody answered yet: the hooks already wait */
+    if (!already) kill(app, SIGWINCH);
+    while (hooks.fd >= 0 && !hooks.waiting) {
+      int left = (int)(t0 + FREEZE_WAIT_MS - uptime_ms());
+      if (left <= 0) break;
+      struct pollfd p = {.fd = hooks.fd, .events = POLLIN};
+      if (poll(&p, 1, left) < 0 && errno != EINTR) break;
+      hooks_drain();
+    }
+  }
+  frozen_quiesced = hooks.waiting > 0;
+  double t1 = uptime_ms();
+  signal_app(app, SIGSTOP);
+  sync();
+  logmsg("agent: frozen (hooks %s in %.1f ms, stop+sync %.1f ms)",
+         already ? "were waiting" : frozen_quiesced ? "acknowledged" : hooks.fd >= 0 ? "silent" : "absent",
+         t1 - t0, uptime_ms() - t1);
+  agent_ok(frozen_quiesced ? "frozen 1" : "frozen 0");
+}
+
+/* Lets a frozen app go on: the hooks hear T (or R if a renewal is due), then SIGCONT. */
+static void unfreeze(pid_t app) {
+  if (!frozen) return;
+  hooks_drain();
+  frozen = 0;
+  hooks_answer();
+  signal_app(app, SIGCONT);
+}
+
+/* ---- renew ---- */
+
+struct identity {
+  struct in_addr ip, mask, gateway;
+  int prefix;
+  unsigned char mac[6];
+  char hostname[64];
+  long long time_ms;
+  unsigned char entropy[256];
+  size_t nentropy;
+};
+
+static int parse_uint(const char *s, long long max, long long *out) {
+  if (!*s || strlen(s) > 18) return -1;
+  long long v = 0;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9') return -1;
+    v = v * 10 + (*p - '0');
+  }
+  if (v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+/* Checks every argument before anything changes: a bad renew leaves the machine as it was. */
+static const char *parse_identity(char **t, struct identity *id) {
+  long long v;
+  memset(id, 0, sizeof *id);
+  if (inet_pton(AF_INET, t[0], &id->ip) != 1) return "bad ip";
+  if (parse_uint(t[1], 32, &v) < 0 || v < 1) return "bad prefix";
+  id->prefix = (int)v;
+  id->mask.s_addr = htonl(v == 32 ? 0xffffffffu : ~(0xffffffffu >> v));
+  if (inet_pton(AF_INET, t[2], &id->gateway) != 1) return "bad gateway";
+  if ((id->gateway.s_addr & id->mask.s_addr) != (id->ip.s_addr & id->mask.s_addr) ||
+      id->gateway.s_addr == id->ip.s_addr)
+    return "gateway outside the subnet";
+  const char *m = t[3];
+  if (strlen(m) != 17) return "bad mac";
+  for (int i = 0; i < 6; i++) {
+    int hi = hexval(m[3 * i]), lo = hexval(m[3 * i + 1]);
+    if (hi < 0 || lo < 0 || (i < 5 && m[3 * i + 2] != ':')) return "bad mac";
+    id->mac[i] = (unsigned char)(hi * 16 + lo);
+  }
+  if (id->mac[0] & 1) return "multicast mac";
+  size_t hl = strlen(t[4]);
+  if (hl < 1 || hl > 63 || t[4][0] == '-' || t[4][0] == '.' || t[4][hl - 1] == '-' || t[4][hl - 1] == '.')
+    return "bad hostname";
+  for (const char *p = t[4]; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+      return "bad hostname";
+  memcpy(id->hostname, t[4], hl + 1);
+  /* Up to the year 9999: settimeofday takes it and nothing overflows. */
+  if (parse_uint(t[5], 253402300799999LL, &id->time_ms) < 0 || id->time_ms < 1) return "bad time";
+  size_t el = strlen(t[6]);
+  if (el % 2 || el < 64 || el > 512) return "entropy must be 32-256 bytes in hex";
+  for (size_t i = 0; i < el / 2; i++) {
+    int hi = hexval(t[6][2 * i]), lo = hexval(t[6][2 * i + 1]);
+    if (hi < 0 || lo < 0) return "bad entropy hex";
+    id->entropy[i] = (unsigned char)(hi * 16 + lo);
+  }
+  id->nentropy = el / 2;
+  return NULL;
+}
+
+/* Mixes the host's bytes into the kernel's pool, credits them, and makes the CRNG reseed
+ * now: every clone restored from one snapshot holds the same CRNG state until then. */
+static int renew_entropy(const struct identity *id) {
+  int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct {
+    int entropy_count; /* bits */
+    int buf_size;
+    unsigned char buf[256];
+  } info;
+  info.entropy_count = (int)id->nentropy * 8;
+  info.buf_size = (int)id->nentropy;
+  memcpy(info.buf, id->entropy, id->nentropy);
+  int rc = ioctl(fd, RNDADDENTROPY, &info);
+  if (rc == 0) rc = ioctl(fd, RNDRESEEDCRNG);
+  int saved = errno;
+  explicit_bzero(&info, sizeof info);
+  close(fd);
+  errno = saved;
+  return rc;
+}
+
+static void set_sin(struct sockaddr *sa, struct in_addr a) {
+  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr = a};
+  memcpy(sa, &sin, sizeof sin);
+}
+
+/* eth0 gets the clone's MAC, address and default route. Taking it down first drops its
+ * neighbour entries and routes, which name the snapshot's machine. */
+static const char *renew_network(const struct identity *id) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return "socket";
+  const char *failed = NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  snprintf(ifr.ifr_name, IFNAMSIZ, "eth0");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+    failed = "eth0";
+    goto out;
+  }
+  short flags = ifr.ifr_flags;
+  ifr.ifr_flags = flags & ~IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+    failed = "eth0 down";
+    goto out;
+  }
+  ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+  memcpy(ifr.ifr_hwaddr.sa_data, id->mac, 6);
+  if (ioctl(s, SIOCSIFHWADDR, &ifr) < 0) {
+    failed = "set mac";
+    goto out;
+  }
+  set_sin(&ifr.ifr_addr, id->ip);
+  if (ioctl(s, SIOCSIFADDR, &ifr) < 0) {
+    failed = "set address";
+    goto out;
+  }
+  set_sin(&ifr.ifr_netmask, id->mask);
+  if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0) {
+    failed = "set netmask";
+    goto out;
+  }
+  if (id->prefix < 31) {
+    struct in_addr bcast = {.s_addr = id->ip.s_addr | ~id->mask.s_addr};
+    set_sin(&ifr.ifr_broadaddr, bcast);
+    ioctl(s, SIOCSIFBRDADDR, &ifr); /* cosmetic: the kernel derived one already */
+  }
+  /* With arp_notify the kernel announces the new address and MAC (gratuitous ARP) when
+   * eth0 comes up: neighbours, QEMU's user-mode network and bridges forget the snapshot's
+   * MAC at once instead of sending to it until their entries expire. */
+  write_file("/proc/sys/net/ipv4/conf/eth0/arp_notify", "1\n");
+  ifr.ifr_flags = flags | IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+    failed = "eth0 up";
+    goto out;
+  }
+  struct rtentry rt;
+  memset(&rt, 0, sizeof rt);
+  struct in_addr any = {.s_addr = INADDR_ANY};
+  set_sin(&rt.rt_dst, any);
+  set_sin(&rt.rt_genmask, any);
+  set_sin(&rt.rt_gateway, id->gateway);
+  rt.rt_flags = RTF_UP | RTF_GATEWAY;
+  rt.rt_dev = ifr.ifr_name;
+  if (ioctl(s, SIOCADDRT, &rt) < 0 && errno != EEXIST) failed = "default route";
+out:;
+  int saved = errno;
+  close(s);
+  errno = saved;
+  return failed;
+}
+
+static void agent_renew(pid_t app, char **t) {
+  struct identity id;
+  const char *bad = parse_identity(t, &id);
+  if (bad) {
+    agent_err("renew: %s", bad);
+    return;
+  }
+  double t0 = uptime_ms();
+  if (renew_entropy(&id) < 0) {
+    agent_err("renew: entropy: %s", strerror(errno));
+    explicit_bzero(&id, sizeof id);
+    return;
+  }
+  explicit_bzero(id.entropy, sizeof id.entropy);
+  struct timeval tv = {.tv_sec = (time_t)(id.time_ms / 1000), .tv_usec = (suseconds_t)(id.time_ms % 1000) * 1000};
+  if (settimeofday(&tv, NULL) < 0) {
+    agent_err("renew: clock: %s", strerror(errno));
+    return;
+  }
+  static char hostname[64];
+  if (sethostname(id.hostname, strlen(id.hostname)) < 0) {
+    agent_err("renew: hostname: %s", strerror(errno));
+    return;
+  }
+  memcpy(hostname, id.hostname, sizeof hostname);
+  cfg.hostname = hostname;
+  if (write_host_files() < 0) logmsg("agent: rewriting /etc/hosts: %s", strerror(errno));
+  const char *failed = renew_network(&id);
+  if (failed) {
+    /* The app stays frozen: a clone that is not distinct must not run it. */
+    agent_err("renew: %s: %s", failed, strerror(errno));
+    return;
+  }
+  /* The hooks hear R: as the answer to the F they wait with, or else to a SIGWINCH sent
+   * now (a renew without freeze, or one whose freeze signal came before Node listened:
+   * their generators need the new entropy all the same). */
+  if (hooks.fd >= 0) hooks.renew_due = 1;
+  int was_frozen = frozen;
+  if (was_frozen) unfreeze(app);
+  else hooks_drain();
+  if (hooks.fd >= 0 && hooks.renew_due) kill(app, SIGWINCH);
+  logmsg("agent: renewed as %s %s in %.0f ms%s", id.hostname, t[0], uptime_ms() - t0,
+         was_frozen ? ", app continued" : "");
+  agent_ok("renewed");
+}
+
+static void agent_command(pid_t app, char *line, size_t len) {
+  if (memchr(line, 0, len)) {
+    agent_err("NUL byte in line");
+    return;
+  }
+  char *t[9];
+  int n = 0;
+  for (char *p = line;;) {
+    char *sp = strchr(p, ' ');
+    if (sp) *sp = 0;
+    if (n == 9 || !*p || pct_decode(p) < 0) {
+      agent_err(n == 9 ? "too many tokens" : "bad token");
+      return;
+    }
+    t[n++] = p;
+    if (!sp) break;
+    p = sp + 1;
+  }
+  if (!strcmp(t[0], "ping") && n == 1) agent_ok("pong");
+  else if (!strcmp(t[0], "freeze") && n == 1) agent_freeze(app);
+  else if (!strcmp(t[0], "thaw") && n == 1) {
+    unfreeze(app);
+    logmsg("agent: thawed");
+    agent_ok("thawed");
+  } else if (!strcmp(t[0], "renew") && n == 8) agent_renew(app, t + 1);
+  else if (!strcmp(t[0], "ping") || !strcmp(t[0], "freeze") || !strcmp(t[0], "thaw") || !strcmp(t[0], "renew"))
+    agent_err("%s: wrong number of arguments", t[0]);
+  else agent_err("unknown command");
+}
+
+/* Reads what the host sent and runs each complete line. */
+static void agent_read(pid_t app) {
+  char chunk[1024];
+  while (agent.fd >= 0 && agent.connected) {
+    ssize_t r = read(agent.fd, chunk, sizeof chunk);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) return;
+    if (r <= 0) {
+      /* End of file: the host disconnected. SIGIO will say when one comes back. */
+      agent.connected = 0;
+      agent_reset_line();
+      return;
+    }
+    for (ssize_t i = 0; i < r; i++) {
+      char c = chunk[i];
+      if (c == '\n') {
+        if (agent.overlong) agent_err("line longer than %d bytes", AGENT_LINE_MAX);
+        else {
+          agent.line[agent.len] = 0;
+          agent_command(app, agent.line, agent.len);
+        }
+        agent_reset_line();
+      } else if (!agent.overlong) {
+        if (agent.len + 1 >= AGENT_LINE_MAX) agent.overlong = 1;
+        else agent.line[agent.len++] = c;
+      }
+    }
+  }
+}
+
 int main(void) {
   if (getpid() != 1) {
     fprintf(stderr, "uigniter-init must run as PID 1 inside a uigniter microVM\n");
@@ -607,6 +1151,7 @@ int main(void) {
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGPWR);
   sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGIO); /* the agent port: host connected, disconnected, or sent data */
   sigprocmask(SIG_BLOCK, &mask, &oldmask);
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
   if (sfd < 0) fatal("signalfd");
@@ -632,6 +1177,11 @@ int main(void) {
   mount_disks(0);
   write_etc();
 
+  /* The port is announced by the host in control messages after the device probed; it is
+   * usually there by now, else give it a moment (and look again while the app starts). */
+  agent.possible = virtio_console_present();
+  for (int i = 0; agent.possible && i < 40 && !agent_open(); i++) usleep(5000);
+
   pid_t app = start_app(&oldmask);
   event("\"event\":\"started\",\"pid\":%d", (int)app);
 
@@ -639,7 +1189,9 @@ int main(void) {
   double stop_deadline = 0;
   for (;;) {
     int timeout = -1;
-    if (!ready) {
+    if (agent.fd < 0 && agent.possible && !ready) agent_open();
+    /* A frozen app cannot answer, and an HTTP probe would wait 500 ms for it. */
+    if (!ready && !frozen) {
       if (probe_ready()) {
         ready = 1;
         event("\"event\":\"ready\"");
@@ -657,9 +1209,35 @@ int main(void) {
         timeout = (int)left + 1;
       }
     }
-    struct pollfd pfd = {.fd = sfd, .events = POLLIN};
-    int r = poll(&pfd, 1, timeout);
+    struct pollfd pfd[3];
+    int n = 0, ai = -1, hi = -1;
+    pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    /* The agent port only while a host is connected (else it reports POLLHUP without end). */
+    if (agent.fd >= 0 && agent.connected) {
+      ai = n;
+      pfd[n++] = (struct pollfd){.fd = agent.fd, .events = POLLIN};
+    }
+    if (hooks.fd >= 0) {
+      hi = n;
+      pfd[n++] = (struct pollfd){.fd = hooks.fd, .events = POLLIN};
+    }
+    int r = poll(pfd, (nfds_t)n, timeout);
     if (r <= 0) continue;
+    if (ai >= 0 && pfd[ai].revents) {
+      if (pfd[ai].revents & (POLLERR | POLLNVAL)) {
+        /* Not something the driver does today: give the port up rather than spin on it. */
+        logmsg("agent: port error, closing it");
+        close(agent.fd);
+        agent.fd = -1;
+        agent.possible = 0;
+      } else if (pfd[ai].revents & POLLIN) {
+        agent_read(app);
+      } else {
+        agent_recheck();
+      }
+    }
+    if (hi >= 0 && pfd[hi].revents) hooks_drain();
+    if (!(pfd[0].revents & POLLIN)) continue;
     struct signalfd_siginfo si;
     if (read(sfd, &si, sizeof si) != sizeof si) continue;
     if (si.ssi_signo == SIGCHLD) {
@@ -668,9 +1246,14 @@ int main(void) {
       while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
         if (p == app) finish(status);
       }
+    } else if (si.ssi_signo == SIGIO) {
+      agent_recheck();
     } else if (!stopping) {
-      /* SIGINT (Ctrl-Alt-Del), SIGTERM, SIGPWR or SIGHUP: a stop request. */
+      /* SIGINT (Ctrl-Alt-Del), SIGTERM, SIGPWR or SIGHUP: a stop request. A frozen app
+       * is continued first, or SIGTERM would wait for a SIGCONT that never comes. */
       event("\"event\":\"stopping\"");
+      stop_requested = 1;
+      unfreeze(app);
       signal_app(app, SIGTERM);
       stopping = 1;
       stop_deadline = uptime_ms() + (double)cfg.stop_timeout_ms;

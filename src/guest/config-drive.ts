@@ -34,6 +34,12 @@ export interface GuestConfig {
   stopTimeoutMs: number;
   /** Host wall-clock time in seconds, for guests without an RTC. */
   time: number;
+  /**
+   * Runtime hooks the init loads into the app when the image has them: 'node' preloads
+   * /usr/lib/uigniter/node-clone-hooks.cjs (from the Node runtime layer) so the app's
+   * randomness is renewed in clones restored from one snapshot. Optional: absent is null.
+   */
+  appHooks?: 'node' | null;
 }
 
 export const CONFIG_MAGIC = 'UIGNITER-CONFIG 1';
@@ -80,6 +86,7 @@ export function renderConfig(c: GuestConfig): string {
   else lines.push(line('ready', 'http', c.ready.port, c.ready.path));
   lines.push(line('stop-timeout', c.stopTimeoutMs));
   lines.push(line('time', Math.floor(c.time)));
+  if (c.appHooks) lines.push(line('app-hooks', c.appHooks));
   lines.push('end', '');
   return lines.join('\n');
 }

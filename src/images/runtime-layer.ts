@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { UigniterError } from '../core/errors.js';
 import { run } from '../util/exec.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { sha256 } from '../util/hash.js';
+import { sha256, sha256File } from '../util/hash.js';
+import { packageRoot } from '../util/package-root.js';
 import { digestTree, type TreeEntry } from './file-tree.js';
 import type { Layer, LayerStore } from './layer-store.js';
 
@@ -25,10 +26,20 @@ export function parseLdd(output: string): string[] {
   return [...paths].sort();
 }
 
+/** Where the guest init looks for the clone hooks (guest/init/init.c, start_app). */
+const NODE_HOOKS_PATH = 'usr/lib/uigniter/node-clone-hooks.cjs';
+
+/** The hooks' source in this checkout or package. */
+export function nodeHooksSource(): string {
+  return join(packageRoot(), 'guest', 'runtime', 'node-clone-hooks.cjs');
+}
+
 /**
  * The Node.js runtime layer: the host's node binary at /usr/bin/node plus the shared
  * libraries ldd names, at the paths the loader expects. Measured here: that is all a
- * guest needs to run node. Built once per node binary and shared by every node image.
+ * guest needs to run node. Built once per node binary (and version of our clone hooks,
+ * guest/runtime/node-clone-hooks.cjs, which the guest preloads into the app) and shared
+ * by every node image.
  */
 export async function ensureNodeRuntime(layers: LayerStore, cacheDir: string, nodePath = process.execPath): Promise<Runtime> {
   const real = await realpath(nodePath);
@@ -37,14 +48,17 @@ export async function ensureNodeRuntime(layers: LayerStore, cacheDir: string, no
     throw new UigniterError('failed_precondition', `cannot list the libraries of ${real}: ${String(e)}`);
   });
   const version = (await run(real, ['--version'])).stdout.trim();
+  const hooks = nodeHooksSource();
   // Hashing a 100 MB binary on every image build is slow; trust (path, size, mtime, libs).
-  const fingerprint = sha256(`${real}\n${st.size}\n${st.mtimeMs}\n${ldd.stdout}`).slice(0, 24);
+  // The hooks are small: their content hash goes in, so editing them makes a new layer.
+  const fingerprint = sha256(`${real}\n${st.size}\n${st.mtimeMs}\n${ldd.stdout}\n${await sha256File(hooks)}`).slice(0, 24);
   const index = join(cacheDir, 'runtime', `node-${fingerprint}.json`);
   const known = await readFile(index, 'utf8').then((t) => JSON.parse(t) as { digest: string }).catch(() => null);
 
   const entries: TreeEntry[] = [
     { path: 'usr/bin/node', kind: 'file', source: real, mode: 0o755 },
     { path: 'usr/local/bin/node', kind: 'symlink', target: '/usr/bin/node' },
+    { path: NODE_HOOKS_PATH, kind: 'file', source: hooks, mode: 0o644 },
   ];
   for (const lib of parseLdd(ldd.stdout)) {
     entries.push({ path: lib.slice(1), kind: 'file', source: await realpath(lib), mode: 0o755 });

@@ -42,6 +42,12 @@ describe('config drive encoding', () => {
     assert.equal(lines.at(-2), 'end');
   });
 
+  it('names the app hooks only when the image has them', () => {
+    assert.ok(renderConfig({ ...base, appHooks: 'node' }).split('\n').includes('app-hooks node'));
+    assert.ok(!renderConfig({ ...base, appHooks: null }).includes('app-hooks'));
+    assert.ok(!renderConfig(base).includes('app-hooks'));
+  });
+
   it('writes volume UUIDs as 32 lowercase hex digits', () => {
     const text = renderConfig({ ...base, volumes: [{ uuid: 'AB6C2E1A-0000-4000-8000-0123456789AB', mountPath: '/data', readOnly: false }] });
     assert.ok(text.includes('volume ab6c2e1a0000400080000123456789ab /data rw'));
