@@ -3,7 +3,8 @@
  * (drivers/qemu, drivers/firecracker, network/, images/, state/) implement them; the core
  * never sees a QEMU flag, an `ip` command or SQL.
  */
-import type { ImageManifest, VmRecord, VmState, VolumeRecord } from './models.js';
+import type { Duplex } from 'node:stream';
+import type { ImageManifest, SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from './models.js';
 
 // ---------- VMM driver ----------
 
@@ -57,10 +58,39 @@ export interface VmmProcess {
   requestStop(): Promise<void>;
   /** Ends the VM now. */
   kill(): Promise<void>;
+  /** Stops the vCPUs; the guest sees no time pass until resume. */
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /**
+   * Saves a paused VM's memory and device state into `dir` (an empty directory the caller
+   * made and owns). The VM stays paused. Disks are not copied: the caller copies the
+   * writable ones it cares about while the VM is paused.
+   */
+  saveSnapshot(dir: string): Promise<VmmSnapshot>;
+  /** Connects or cuts the NIC's link; a restored VM starts with it cut. */
+  setLink(up: boolean): Promise<void>;
+  /** Opens the byte channel to the guest agent (our init); one at a time per VM. */
+  openAgent(): Promise<Duplex>;
   /** Stops watching the VM and leaves it running (daemon shutdown without stopping VMs). */
   detach(): void;
+}
+
+/**
+ * How a snapshot holds guest memory. 'file': the RAM is a file beside the device state,
+ * mapped copy-on-write by every restore (clones share its pages); 'stream': the RAM is
+ * inside the device state (a VM whose own RAM was a private copy-on-write mapping).
+ */
+export type SnapshotMemory = 'file' | 'stream';
+
+/** What a driver wrote for a snapshot and needs again to restore it. */
+export interface VmmSnapshot {
+  /** The directory holding the driver's files. */
+  dir: string;
+  memory: SnapshotMemory;
+  /** Bytes the files take on disk (sparse files count what they allocate). */
+  bytes: number;
+  /** A restore must run on a driver whose compat() is the same (driver, version, accelerator). */
+  compat: string;
 }
 
 export interface VmmCapabilities {
@@ -75,13 +105,34 @@ export interface VmmCapabilities {
 export interface Vmm {
   readonly name: string;
   readonly capabilities: VmmCapabilities;
+  /** The address user-mode networking gives a guest (foreground runs), when the driver has it. */
+  readonly userNetworkAddress: GuestAddress | null;
   launch(spec: LaunchSpec): Promise<VmmProcess>;
+  /**
+   * Starts a VM with the devices of `spec` and the memory and device state of `snapshot`.
+   * It comes back paused, with its NIC link cut: the caller renews the guest's identity
+   * (through the agent) before it lets the guest talk on the network.
+   */
+  restore(spec: LaunchSpec, snapshot: VmmSnapshot): Promise<VmmProcess>;
+  /** What a snapshot taken now must match to be restored here (see VmmSnapshot.compat). */
+  compat(spec: LaunchSpec): Promise<string>;
   /** Re-attaches to a VM launched by an earlier process; null when it is not running any more. */
   adopt(vmId: string, pid: number, runDir: string): Promise<VmmProcess | null>;
-  /** VMs of this driver running from directories under vmsDir (to find those nobody owns). */
-  listRunning(vmsDir: string): Promise<{ vmId: string; pid: number }[]>;
+  /**
+   * Ends the driver's VMs under vmsDir that nobody owns (not in `keep`) and removes what it
+   * kept for them outside their directories (memory files); returns what it did, to log.
+   */
+  removeOrphans(vmsDir: string, keep: ReadonlySet<string>): Promise<string[]>;
   /** The exact command launch() would run, for benchmarks and debugging. */
   commandLine(spec: LaunchSpec): Promise<{ command: string; args: string[] }>;
+}
+
+/** The drivers a daemon has, by name; a VM's spec names the one it runs on. */
+export interface VmmRegistry {
+  readonly defaultName: string;
+  /** Throws a not-found error naming the field when there is no such driver. */
+  get(name: string, field?: string): Vmm;
+  names(): string[];
 }
 
 // ---------- images ----------
@@ -169,6 +220,12 @@ export interface StateStore {
   insertVolume(v: VolumeRecord): void;
   updateVolume(v: VolumeRecord): void;
   deleteVolume(name: string): void;
+  insertSnapshot(s: SnapshotRecord): void;
+  getSnapshot(name: string): SnapshotRecord | null;
+  /** The template made for a template key, if any. */
+  templateFor(key: string): SnapshotRecord | null;
+  listSnapshots(kind?: SnapshotKind): SnapshotRecord[];
+  deleteSnapshot(name: string): void;
 }
 
 export interface Clock {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LaunchSpec } from '../../src/core/ports.js';
-import { kernelCmdline, prefixToMask, qemuArgs } from '../../src/drivers/qemu/command-line.js';
+import { argvFacts, compatString, kernelCmdline, parseOpts, prefixToMask, qemuArgs, USER_NET_ADDRESS } from '../../src/drivers/qemu/command-line.js';
 
 const spec: LaunchSpec = {
   vmId: 'abc123',
@@ -44,6 +44,48 @@ describe('QEMU command line', () => {
   it('forwards published ports on user-mode networking with restrict=on', () => {
     const args = qemuArgs({ ...spec, nic: { kind: 'user', mac: '52:00:00:00:00:01', forwards: [{ hostAddr: '127.0.0.1', hostPort: 18080, guestPort: 8080 }] } }, { binary: 'qemu', accel: 'tcg', tscKhz: null });
     assert.ok(args.some((a) => a.startsWith('user,id=n0,restrict=on') && a.includes(',hostfwd=tcp:127.0.0.1:18080-:8080')));
+  });
+
+  it('puts guest RAM in a shared file for a VM of its own, a private mapping for a clone', () => {
+    const host = { binary: 'qemu', accel: 'tcg' as const, tscKhz: null };
+    const own = qemuArgs(spec, host, { memory: { path: '/dev/shm/uig/abc123.ram', shared: true } });
+    assert.ok(own.includes('microvm,x-option-roms=off,acpi=off,memory-backend=mem'));
+    assert.ok(own.join(' ').includes('-m 256M'), 'ram_size matches the backend');
+    assert.ok(own.includes('memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/uig/abc123.ram,share=on'));
+    assert.ok(!own.includes('-incoming') && !own.includes('-S'));
+    const clone = qemuArgs(spec, host, { memory: { path: '/snaps/a,b/memory', shared: false }, incoming: true });
+    assert.ok(clone.includes('memory-backend-file,id=mem,size=256M,mem-path=/snaps/a,,b/memory,share=off'));
+    assert.deepEqual(clone.slice(-3), ['-S', '-incoming', 'defer'], 'a restore starts paused, waiting for migrate-incoming');
+    const anon = qemuArgs(spec, host);
+    assert.ok(anon.includes('microvm,x-option-roms=off,acpi=off') && !anon.includes('-object'), 'no backend: anonymous RAM (the KVM probe)');
+  });
+
+  it('adds the agent channel: a named virtio-serial port on a unix socket in the run directory', () => {
+    const args = qemuArgs(spec, { binary: 'qemu', accel: 'tcg', tscKhz: null });
+    const line = args.join(' ');
+    assert.ok(line.includes('-device virtio-serial-device,max_ports=2 -chardev socket,id=agent,path=/run/vm/agent.sock,server=on,wait=off -device virtserialport,chardev=agent,name=org.uigniter.agent,nr=1'));
+    // microvm has 8 virtio-mmio transports: rng, serial, NIC and at most 5 disks.
+    const transports = args.filter((a, i) => args[i - 1] === '-device' && /^virtio-(rng|serial|blk|net)-device/.test(a));
+    assert.equal(transports.length, 2 + 2 + 1);
+  });
+
+  it('uses the user-mode network the driver announces as the guest address', () => {
+    const args = qemuArgs({ ...spec, nic: { kind: 'user', mac: '52:00:00:00:00:01', forwards: [] } }, { binary: 'qemu', accel: 'tcg', tscKhz: null });
+    assert.deepEqual(USER_NET_ADDRESS, { ip: '10.0.2.15', prefix: 24, gateway: '10.0.2.2', dns: [] });
+    assert.ok(args.includes('user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2'));
+  });
+
+  it('reads its own command line back (adopted VMs, orphans)', () => {
+    const argv = ['/usr/bin/qemu-system-x86_64', ...qemuArgs(spec, { binary: 'qemu', accel: 'kvm', tscKhz: null }, { memory: { path: '/dev/shm/u,x/abc123.ram', shared: true } })];
+    assert.deepEqual(argvFacts(argv), { vmId: 'abc123', runDir: '/run/vm', accel: 'kvm', memory: { path: '/dev/shm/u,x/abc123.ram', shared: true }, hasNic: true });
+    const clone = ['qemu-system-x86_64', ...qemuArgs({ ...spec, nic: null }, { binary: 'qemu', accel: 'tcg', tscKhz: null }, { memory: { path: '/s/memory', shared: false }, incoming: true })];
+    assert.deepEqual(argvFacts(clone), { vmId: 'abc123', runDir: '/run/vm', accel: 'tcg', memory: { path: '/s/memory', shared: false }, hasNic: false });
+    const old = ['nsenter', '--net=/run/netns/uigniter', '--', '/usr/bin/qemu-system-x86_64', ...qemuArgs(spec, { binary: 'qemu', accel: 'tcg', tscKhz: null })];
+    assert.equal(argvFacts(old)?.memory, null, 'a VM started before RAM files has anonymous RAM');
+    assert.equal(argvFacts(['/usr/bin/qemu-system-x86_64', '-name', 'other,process=other']), null);
+    assert.equal(argvFacts(['/bin/sleep', '-name', 'uigniter-abc123,process=x']), null);
+    assert.deepEqual([...parseOpts('file,id=a,path=x,,y,flag').props], [['id', 'a'], ['path', 'x,y'], ['flag', 'on']]);
+    assert.equal(compatString('7.2.22', 'tcg'), 'qemu 7.2.22 tcg microvm');
   });
 
   it('turns prefixes into masks', () => {

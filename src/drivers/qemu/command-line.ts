@@ -1,4 +1,5 @@
-import type { LaunchSpec } from '../../core/ports.js';
+import type { GuestAddress, LaunchSpec } from '../../core/ports.js';
+import { AGENT_PORT_NAME } from '../../guest/agent-protocol.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -6,11 +7,42 @@ export interface QemuHost {
   binary: string;
   accel: Accel;
   tscKhz: number | null;
+  /** `major.minor.micro` of the binary, as QMP's query-version reports it. */
+  version?: string;
 }
 
 export const QMP_SOCKET = 'qmp.sock';
+export const AGENT_SOCKET = 'agent.sock';
 export const PID_FILE = 'qemu.pid';
 export const VMM_LOG = 'qemu.log';
+/** The id of the NIC's netdev, for QMP set_link. */
+export const NETDEV_ID = 'n0';
+
+/**
+ * What QEMU's user-mode networking (slirp) gives a guest with the netdev line below:
+ * `net=10.0.2.0/24,host=10.0.2.2` and the first DHCP address, which the guest takes
+ * statically from the kernel's ip= instead. restrict=on: no DNS or outside world.
+ */
+export const USER_NET_ADDRESS: GuestAddress = { ip: '10.0.2.15', prefix: 24, gateway: '10.0.2.2', dns: [] };
+const USER_NET = `net=10.0.2.0/${USER_NET_ADDRESS.prefix},host=${USER_NET_ADDRESS.gateway}`;
+
+/**
+ * Where the guest's RAM lives. A file (on a tmpfs) lets a snapshot copy it: `shared` maps
+ * it MAP_SHARED (a VM of its own, whose RAM is the file), otherwise MAP_PRIVATE (a clone
+ * restored from a snapshot's memory file: its pages are shared with every other clone
+ * until written, copy-on-write).
+ */
+export interface GuestMemory {
+  path: string;
+  shared: boolean;
+}
+
+export interface QemuArgsOptions {
+  /** Guest RAM in a file; anonymous memory when absent (the KVM probe). */
+  memory?: GuestMemory;
+  /** Start paused, waiting for `migrate-incoming` (a restore). */
+  incoming?: boolean;
+}
 
 /** The guest kernel's command line. */
 export function kernelCmdline(spec: LaunchSpec, host: QemuHost): string {
@@ -47,26 +79,39 @@ export function prefixToMask(prefix: number): string {
  * second for a CMOS clock that never answers (our kernel has no RTC driver, which would
  * also fight the fifth virtio-mmio device for IRQ 8; it reads the clock once at boot).
  * An i8042 carries Ctrl-Alt-Del, the stop request Firecracker also uses.
+ *
+ * A restore must recreate the same devices in the same order (the migration stream names
+ * them by their place on the virtio-mmio buses), so launch and restore share this list.
  */
-export function qemuArgs(spec: LaunchSpec, host: QemuHost): string[] {
+export function qemuArgs(spec: LaunchSpec, host: QemuHost, opts: QemuArgsOptions = {}): string[] {
   const run = (f: string): string => `${spec.runDir}/${f}`;
+  const mem = opts.memory;
   const args = [
     '-name', `uigniter-${spec.vmId},process=uigniter-${spec.vmId}`,
-    '-M', 'microvm,x-option-roms=off,acpi=off',
+    '-M', `microvm,x-option-roms=off,acpi=off${mem ? ',memory-backend=mem' : ''}`,
     ...(host.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memMiB}M`,
+  ];
+  if (mem) args.push('-object', memoryBackend(spec.memMiB, mem));
+  args.push(
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-kernel', spec.kernel,
     '-initrd', spec.initrd,
     '-append', kernelCmdline(spec, host),
-    '-chardev', `file,id=con,path=${spec.consoleLog},append=on`,
+    '-chardev', `file,id=con,path=${escapeOpt(spec.consoleLog)},append=on`,
     '-serial', 'chardev:con',
-    '-qmp', `unix:${run(QMP_SOCKET)},server=on,wait=off`,
+    '-qmp', `unix:${escapeOpt(run(QMP_SOCKET))},server=on,wait=off`,
     '-pidfile', run(PID_FILE),
     '-device', 'i8042',
     '-device', 'virtio-rng-device',
-  ];
+    // The agent channel: one virtio-serial transport with a single named port (nr=0 is
+    // reserved for a console). A unix socket on the host, served by QEMU; wait=off so the
+    // VM runs with nobody connected.
+    '-device', 'virtio-serial-device,max_ports=2',
+    '-chardev', `socket,id=agent,path=${escapeOpt(run(AGENT_SOCKET))},server=on,wait=off`,
+    '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME},nr=1`,
+  );
   spec.disks.forEach((d, i) => {
     const ro = d.readOnly ? ',readonly=on' : '';
     args.push('-drive', `id=d${i},file=${escapeOpt(d.path)},format=raw,if=none${ro}`);
@@ -74,20 +119,101 @@ export function qemuArgs(spec: LaunchSpec, host: QemuHost): string[] {
   });
   const nic = spec.nic;
   if (nic?.kind === 'tap') {
-    args.push('-netdev', `tap,id=n0,ifname=${nic.tap},script=no,downscript=no`);
-    args.push('-device', `virtio-net-device,netdev=n0,mac=${nic.mac}`);
+    args.push('-netdev', `tap,id=${NETDEV_ID},ifname=${nic.tap},script=no,downscript=no`);
+    args.push('-device', `virtio-net-device,netdev=${NETDEV_ID},mac=${nic.mac}`);
   } else if (nic?.kind === 'user') {
     // restrict=on: the guest cannot open connections out of user-mode networking, so it
     // cannot reach the host's services; published ports still come in.
     const fwd = nic.forwards.map((f) => `,hostfwd=tcp:${f.hostAddr}:${f.hostPort}-:${f.guestPort}`).join('');
-    args.push('-netdev', `user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2${fwd}`);
-    args.push('-device', `virtio-net-device,netdev=n0,mac=${nic.mac}`);
+    args.push('-netdev', `user,id=${NETDEV_ID},restrict=on,${USER_NET}${fwd}`);
+    args.push('-device', `virtio-net-device,netdev=${NETDEV_ID},mac=${nic.mac}`);
+  }
+  if (opts.incoming) {
+    // -S: stay paused after the load whatever state the snapshot was saved in; the
+    // migration source (a file) is given later, after the migration parameters are set.
+    args.push('-S', '-incoming', 'defer');
   }
   return args;
 }
 
+/**
+ * The RAM backend. share=on: MAP_SHARED on a tmpfs file, so the file is the RAM and a
+ * snapshot copies it. share=off: MAP_PRIVATE on a snapshot's memory file: the file is
+ * never written, the pages stay in the page cache shared by every clone until a clone
+ * writes one (that page becomes its own anonymous memory).
+ */
+export function memoryBackend(memMiB: number, mem: GuestMemory): string {
+  return `memory-backend-file,id=mem,size=${memMiB}M,mem-path=${escapeOpt(mem.path)},share=${mem.shared ? 'on' : 'off'}`;
+}
+
 /** QEMU option values escape ',' by doubling it. */
-function escapeOpt(v: string): string {
+export function escapeOpt(v: string): string {
   return v.replace(/,/g, ',,');
 }
 
+/** Splits a QEMU option string (`a=b,c=d`, with ',,' an escaped comma) into its parts. */
+export function parseOpts(s: string): { head: string; props: Map<string, string> } {
+  const parts: string[] = [];
+  let cur = '';
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === ',') {
+      if (s[i + 1] === ',') {
+        cur += ',';
+        i++;
+      } else {
+        parts.push(cur);
+        cur = '';
+      }
+    } else {
+      cur += s[i];
+    }
+  }
+  parts.push(cur);
+  const props = new Map<string, string>();
+  let head = '';
+  parts.forEach((p, i) => {
+    const eq = p.indexOf('=');
+    if (eq < 0 && i === 0) head = p;
+    else if (eq < 0) props.set(p, 'on');
+    else props.set(p.slice(0, eq), p.slice(eq + 1));
+  });
+  return { head, props };
+}
+
+/** What a running QEMU's argv says about it (for adopted VMs and orphan removal). */
+export interface QemuArgvFacts {
+  vmId: string;
+  runDir: string | null;
+  accel: Accel;
+  memory: GuestMemory | null;
+  hasNic: boolean;
+}
+
+/** Reads our own command line back; null when argv is not a QEMU of this driver. */
+export function argvFacts(argv: string[]): QemuArgvFacts | null {
+  if (!argv.some((a) => /(^|\/)qemu-system-/.test(a))) return null;
+  const after = (flag: string): string[] => argv.flatMap((a, i) => (a === flag && i + 1 < argv.length ? [argv[i + 1]!] : []));
+  const name = /^uigniter-([A-Za-z0-9_-]+),/.exec(after('-name')[0] ?? '');
+  if (!name) return null;
+  const pidfile = after('-pidfile')[0];
+  const runDir = pidfile?.endsWith(`/${PID_FILE}`) ? pidfile.slice(0, -PID_FILE.length - 1) : null;
+  let memory: GuestMemory | null = null;
+  for (const o of after('-object')) {
+    const { head, props } = parseOpts(o);
+    if (head === 'memory-backend-file' && props.get('id') === 'mem' && props.has('mem-path')) {
+      memory = { path: props.get('mem-path')!, shared: props.get('share') === 'on' };
+    }
+  }
+  return {
+    vmId: name[1]!,
+    runDir,
+    accel: after('-accel')[0] === 'kvm' ? 'kvm' : 'tcg',
+    memory,
+    hasNic: after('-netdev').length > 0,
+  };
+}
+
+/** What snapshots of this QEMU must match to restore on another. */
+export function compatString(version: string, accel: Accel): string {
+  return `qemu ${version} ${accel} microvm`;
+}
