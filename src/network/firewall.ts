@@ -9,20 +9,36 @@ export interface FirewallConfig {
   hostAddress: string;
   /** Host TCP ports guests may connect to on hostAddress. */
   allowHostPorts: number[];
+  /** Guests may go beyond the host (`--egress`); the host side is in `egress.ts`. */
+  egress?: boolean;
 }
 
 export const TABLE = 'uigniter';
 
 /**
- * The one nftables table the daemon owns, inside its network namespace. Every packet
- * from a guest to anything outside the bridge crosses this namespace's forward hook, so a
- * drop policy there is complete: guests reach each other (bridged), the host reaches them
- * (and gets replies), and guests reach the host only for DNS and the ports allowed. There
- * is no route out: no outbound NAT.
+ * The one nftables table the daemon owns inside its network namespace. Every packet from
+ * a guest to anything outside the bridge crosses this namespace's forward hook, so a drop
+ * policy there is complete: guests reach each other (bridged), the host reaches them (and
+ * gets replies), and guests reach the host only for DNS and the ports allowed.
+ *
+ * Without egress there is no way out: no outbound NAT. With egress, guests may also send
+ * to any address but the host's veth address (which stays limited to DNS and the allowed
+ * ports) and leave masqueraded as the namespace's veth address; the host-side table
+ * (`egress.ts`) forwards that on, and drops whatever is addressed to the host itself.
  */
 export function firewallRules(c: FirewallConfig): string {
   const allowed = c.allowHostPorts.length
     ? `    iifname "${c.bridge}" ip daddr ${c.hostAddress} tcp dport { ${c.allowHostPorts.join(', ')} } accept\n`
+    : '';
+  const egress = c.egress
+    ? `    iifname "${c.bridge}" oifname "${c.uplink}" ip daddr != ${c.hostAddress} accept\n`
+    : '';
+  const nat = c.egress
+    ? `  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    iifname "${c.bridge}" oifname "${c.uplink}" ip daddr != ${c.hostAddress} masquerade
+  }
+`
     : '';
   return `table inet ${TABLE}
 delete table inet ${TABLE}
@@ -40,8 +56,8 @@ table inet ${TABLE} {
     iifname "${c.uplink}" oifname "${c.bridge}" accept
     iifname "${c.bridge}" ip daddr ${c.hostAddress} udp dport 53 accept
     iifname "${c.bridge}" ip daddr ${c.hostAddress} tcp dport 53 accept
-${allowed}  }
-}
+${allowed}${egress}  }
+${nat}}
 `;
 }
 

@@ -31,7 +31,7 @@ export class HostNetwork implements VmNetwork {
   }
 
   async start(): Promise<void> {
-    await this.namespace.setup();
+    await this.namespace.setup(this.log);
     try {
       await this.dns.listen(this.layout.hostAddress, 53);
       this.dnsUp = true;
@@ -40,8 +40,12 @@ export class HostNetwork implements VmNetwork {
     }
   }
 
+  /** Stops serving; with egress, takes it away again (host table, forwarding). */
   async stop(): Promise<void> {
     await this.dns.close();
+    if (this.layout.egress) {
+      await this.namespace.disableEgress(this.log).catch((e: unknown) => this.log(`egress: could not remove it: ${String(e)}`));
+    }
   }
 
   async lease(vmId: string): Promise<NetworkLease> {

@@ -1,5 +1,6 @@
 import { run } from '../util/exec.js';
-import { applyFirewall } from './firewall.js';
+import { disableHostEgress, enableHostEgress, VETH_GROUP, type EgressLink } from './egress.js';
+import { applyFirewall, type FirewallConfig } from './firewall.js';
 import { formatCidr } from './cidr.js';
 import { IpCommand, inNetns, netnsExists } from './ip-command.js';
 import type { VmNetworkLayout } from './vm-network-config.js';
@@ -8,7 +9,9 @@ import type { VmNetworkLayout } from './vm-network-config.js';
  * The VM network on the host: a namespace owned by the daemon holding the bridge, the taps
  * and the QEMU processes, joined to the host by a veth pair with a route to the guest
  * subnet. Nothing of it lives in the host's namespace but one veth end and its route, and
- * `ip netns del` plus deleting that veth removes all of it.
+ * `ip netns del` plus deleting that veth removes all of it. With egress, the host also has
+ * one nftables table and forwarding on (`egress.ts`), both undone by `disableEgress` and
+ * `teardown`.
  */
 export class NamespaceNetwork {
   readonly host = new IpCommand(null);
@@ -19,7 +22,7 @@ export class NamespaceNetwork {
   }
 
   /** Creates what is missing; safe to run on every daemon start. */
-  async setup(): Promise<void> {
+  async setup(log: (m: string) => void = () => undefined): Promise<void> {
     const l = this.layout;
     if (!(await netnsExists(l.netns))) await run('ip', ['netns', 'add', l.netns]);
     const nsSteps = ['link set lo up'];
@@ -29,7 +32,10 @@ export class NamespaceNetwork {
     if (!(await this.host.linkExists(l.hostVeth))) {
       await this.host.run('link', 'add', l.hostVeth, 'type', 'veth', 'peer', 'name', l.nsVeth, 'netns', l.netns);
     }
-    await this.host.batch([`addr replace ${l.hostAddress}/${l.linkPrefix} dev ${l.hostVeth}`, `link set ${l.hostVeth} up`]);
+    await this.host.batch([
+      `addr replace ${l.hostAddress}/${l.linkPrefix} dev ${l.hostVeth}`,
+      `link set ${l.hostVeth} group ${VETH_GROUP} up`,
+    ]);
     await this.ns.batch([
       `addr replace ${l.nsAddress}/${l.linkPrefix} dev ${l.nsVeth}`,
       `link set ${l.nsVeth} up`,
@@ -37,20 +43,52 @@ export class NamespaceNetwork {
     ]);
     await this.host.run('route', 'replace', formatCidr(l.subnet), 'via', l.nsAddress, 'dev', l.hostVeth);
     await inNetns(l.netns, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
-    await applyFirewall({
-      netns: l.netns,
-      bridge: l.bridge,
-      uplink: l.nsVeth,
-      hostAddress: l.hostAddress,
-      allowHostPorts: l.allowHostPorts,
-    });
+    if (!l.egress) {
+      // Close the namespace first, then the host (a crashed --egress daemon may have left both).
+      await applyFirewall(this.firewall(false));
+      await disableHostEgress(l.netns, log);
+      return;
+    }
+    // The host side first: guests are let out only once the host masquerades and filters.
+    await enableHostEgress(this.egressLink(), log);
+    try {
+      await applyFirewall(this.firewall(true));
+    } catch (e) {
+      await disableHostEgress(l.netns, log).catch(() => undefined);
+      throw e;
+    }
   }
 
-  /** Removes the namespace (bridge, taps, firewall with it), the veth pair and the route. */
-  async teardown(): Promise<void> {
+  private firewall(egress: boolean): FirewallConfig {
+    const l = this.layout;
+    return { netns: l.netns, bridge: l.bridge, uplink: l.nsVeth, hostAddress: l.hostAddress, allowHostPorts: l.allowHostPorts, egress };
+  }
+
+  private egressLink(): EgressLink {
+    const l = this.layout;
+    return { netns: l.netns, hostVeth: l.hostVeth, hostAddress: l.hostAddress, linkNet: l.linkNet };
+  }
+
+  /**
+   * Takes egress away while the namespace stays (a daemon stopping and leaving its VMs to
+   * the next one): guests lose the way out with the daemon that gave it, and the host gets
+   * its forwarding setting back. The next daemon decides again.
+   */
+  async disableEgress(log: (m: string) => void = () => undefined): Promise<void> {
+    const l = this.layout;
+    if (await netnsExists(l.netns)) await applyFirewall(this.firewall(false));
+    await disableHostEgress(l.netns, log);
+  }
+
+  /**
+   * Removes the namespace (bridge, taps, firewall with it), the veth pair and the route,
+   * and the host's egress table if there is one (restoring forwarding).
+   */
+  async teardown(log: (m: string) => void = () => undefined): Promise<void> {
     const l = this.layout;
     if (await this.host.linkExists(l.hostVeth)) await this.host.run('link', 'del', l.hostVeth).catch(() => undefined);
     if (await netnsExists(l.netns)) await run('ip', ['netns', 'del', l.netns]);
+    await disableHostEgress(l.netns, log);
   }
 
   async createTap(name: string): Promise<void> {

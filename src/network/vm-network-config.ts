@@ -1,5 +1,5 @@
 import { invalid } from '../core/errors.js';
-import { intToIp, nth, overlaps, parseCidr, size, type Cidr } from './cidr.js';
+import { formatCidr, intToIp, nth, overlaps, parseCidr, size, type Cidr } from './cidr.js';
 
 export interface VmNetworkOptions {
   /** Network namespace the daemon creates and owns. */
@@ -11,6 +11,12 @@ export interface VmNetworkOptions {
   linkNet?: string;
   allowHostPorts: number[];
   dnsDomain: string;
+  /**
+   * Outbound NAT: guests reach addresses beyond the host through the host's routes
+   * (`uigniter daemon --egress`). Off by default: guests then reach nothing but each other,
+   * the daemon's DNS and the allowed host ports.
+   */
+  egress: boolean;
 }
 
 export const DEFAULT_NETWORK: VmNetworkOptions = {
@@ -19,6 +25,7 @@ export const DEFAULT_NETWORK: VmNetworkOptions = {
   subnet: '172.30.0.0/24',
   allowHostPorts: [],
   dnsDomain: 'uigniter.internal',
+  egress: false,
 };
 
 export interface VmNetworkLayout {
@@ -33,9 +40,12 @@ export interface VmNetworkLayout {
   nsVeth: string;
   nsAddress: string;
   linkPrefix: number;
+  /** The veth pair's /30, e.g. 172.30.255.252/30. */
+  linkNet: string;
   dnsDomain: string;
   allowHostPorts: number[];
   tapPrefix: string;
+  egress: boolean;
 }
 
 const IFNAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,12}$/;
@@ -69,9 +79,11 @@ export function layoutFor(o: VmNetworkOptions): VmNetworkLayout {
     nsVeth: `${o.bridge}-n`,
     nsAddress: nth(link, 2),
     linkPrefix: 30,
+    linkNet: formatCidr(link),
     dnsDomain: o.dnsDomain,
     allowHostPorts: o.allowHostPorts,
     tapPrefix: 'vt',
+    egress: o.egress === true,
   };
 }
 
