@@ -20,6 +20,20 @@ module.exports = {
       to: { path: '^src/(drivers|network|images|state|volumes|cli|client|daemon)/' },
     },
     {
+      name: 'api-uses-the-application-layer-not-its-insides',
+      comment: 'routes call commands, snapshots and queries; steps, plans, the supervisor and guest files stay behind them',
+      severity: 'error',
+      from: { path: '^src/api/' },
+      to: { path: '^src/(core/(steps|plans|supervision)/|guest/)' },
+    },
+    {
+      name: 'core-layers-point-down',
+      comment: 'supervision, plans and steps never reach up to the commands, snapshots or reconcile that use them',
+      severity: 'error',
+      from: { path: '^src/core/(supervision|plans|steps)/' },
+      to: { path: '^src/core/(commands|snapshots|reconcile|queries)/|^src/core/core\\.ts$' },
+    },
+    {
       name: 'adapters-import-only-the-core-contract',
       severity: 'error',
       from: { path: ADAPTERS },

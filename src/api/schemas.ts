@@ -19,7 +19,10 @@ const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 
 export const RunBody = Type.Object(
   {
-    image: Type.String({ minLength: 1, maxLength: 200, description: 'NAME[:TAG]' }),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'NAME[:TAG] to boot (or give snapshot)' })),
+    snapshot: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'a snapshot or template to clone: a new VM restored from it' })),
+    boot: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('cold'), Type.Literal('template')], { description: "auto (default): from the spec's template when one exists, else cold; cold: never from a template; template: only from one" })),
+    driver: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: "VMM driver (default: the daemon's)" })),
     name: Type.Optional(Name),
     vcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
     memMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536 })),
@@ -73,7 +76,19 @@ export const VmView = Type.Object(
   {
     id: Type.String(),
     name: Type.String(),
-    state: Type.Union([Type.Literal('creating'), Type.Literal('booting'), Type.Literal('running'), Type.Literal('stopping'), Type.Literal('stopped'), Type.Literal('failed')]),
+    state: Type.Union([
+      Type.Literal('creating'),
+      Type.Literal('booting'),
+      Type.Literal('running'),
+      Type.Literal('paused'),
+      Type.Literal('stopping'),
+      Type.Literal('suspended'),
+      Type.Literal('stopped'),
+      Type.Literal('failed'),
+    ]),
+    origin: Type.Union([Type.Literal('cold'), Type.Literal('template'), Type.Literal('snapshot')], { description: 'how its current run began' }),
+    restoredFrom: Type.Union([Type.String(), Type.Null()], { description: 'the snapshot or template its memory comes from' }),
+    driver: Type.String(),
     image: Type.String(),
     imageDigest: Type.String(),
     ip: Type.Union([Type.String(), Type.Null()]),
@@ -108,9 +123,36 @@ export const WaitQuery = Type.Object(
 );
 
 export const StopQuery = Type.Object(
-  { timeout: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$', description: 'seconds before a forced stop (default: the VM\'s stopTimeoutMs)' })) },
+  {
+    timeout: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$', description: 'seconds before a forced stop (default: the VM\'s stopTimeoutMs)' })),
+    suspend: Type.Optional(Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('true'), Type.Literal('false')], { description: 'save memory instead: the next start resumes where it was' })),
+  },
   { additionalProperties: false },
 );
+
+export const SnapshotBody = Type.Object({ name: Name }, { additionalProperties: false, $id: 'SnapshotRequest' });
+
+export const SnapshotView = Type.Object(
+  {
+    name: Type.String(),
+    kind: Type.Union([Type.Literal('snapshot'), Type.Literal('template')]),
+    source: Type.Object({ id: Type.String(), name: Type.String() }),
+    image: Type.String(),
+    imageDigest: Type.String(),
+    driver: Type.String(),
+    vcpus: Type.Integer(),
+    memMiB: Type.Integer(),
+    memory: Type.Union([Type.Literal('file'), Type.Literal('stream')], { description: 'file: RAM mapped copy-on-write by clones; stream: RAM inside the state' }),
+    sizeBytes: Type.Integer({ description: 'bytes on disk' }),
+    appQuiesced: Type.Boolean({ description: "the app's Node hooks were frozen: clones renew its randomness" }),
+    usedBy: Type.Array(Type.String(), { description: 'running VMs whose memory it backs' }),
+    createdAt: Type.String(),
+  },
+  { $id: 'Snapshot' },
+);
+export type SnapshotView = Static<typeof SnapshotView>;
+
+export const SnapshotRef = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
 
 export const DeleteQuery = Type.Object(
   {

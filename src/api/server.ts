@@ -2,17 +2,18 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ImageService } from '../core/image-service.js';
 import type { VmState } from '../core/models.js';
-import type { VmManager } from '../core/vm-manager.js';
+import type { Core } from '../core/core.js';
 import type { VolumeService } from '../core/volume-service.js';
 import { installErrorHandler } from './error-handler.js';
 import { ApiMetrics } from './metrics.js';
 import { imageRoutes } from './routes/images.js';
+import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
 import { vmRoutes } from './routes/vm.js';
 import { volumeRoutes } from './routes/volumes.js';
 
 export interface ApiOptions {
-  manager: VmManager;
+  core: Core;
   images: ImageService;
   volumes: VolumeService;
   version: string;
@@ -36,10 +37,10 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
 
   const metrics = new ApiMetrics(() => {
     const m = new Map<VmState, number>();
-    for (const vm of o.manager.list()) m.set(vm.state, (m.get(vm.state) ?? 0) + 1);
+    for (const vm of o.core.records.list()) m.set(vm.state, (m.get(vm.state) ?? 0) + 1);
     return m;
   });
-  o.manager.on('booted', (_vm, ms) => metrics.bootSeconds.observe(ms / 1000));
+  o.core.records.on('booted', (_vm, ms) => metrics.bootSeconds.observe(ms / 1000));
   app.addHook('onResponse', async (req, reply) => {
     metrics.requestSeconds.observe(
       { method: req.method, route: req.routeOptions.url ?? 'unknown', status_code: String(reply.statusCode) },
@@ -74,12 +75,13 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
   await app.register(swagger, {
     openapi: {
       info: { title: 'uigniter', description: 'Run apps as microVMs', version: o.version },
-      tags: [{ name: 'vm' }, { name: 'images' }, { name: 'volumes' }, { name: 'system' }],
+      tags: [{ name: 'vm' }, { name: 'snapshots' }, { name: 'images' }, { name: 'volumes' }, { name: 'system' }],
     },
   });
-  await app.register(vmRoutes, { manager: o.manager });
+  await app.register(vmRoutes, { core: o.core });
+  await app.register(snapshotRoutes, { snapshots: o.core.snapshots });
   await app.register(imageRoutes, { images: o.images });
   await app.register(volumeRoutes, { volumes: o.volumes });
-  await app.register(systemRoutes, { metrics, info: { version: o.version, vmCount: () => o.manager.list().length } });
+  await app.register(systemRoutes, { metrics, info: { version: o.version, vmCount: () => o.core.records.list().length } });
   return { app, metrics };
 }

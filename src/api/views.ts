@@ -1,11 +1,14 @@
-import type { ImageManifest, VmRecord } from '../core/models.js';
-import type { ImageView, VmView } from './schemas.js';
+import type { ImageManifest, SnapshotRecord, VmRecord } from '../core/models.js';
+import type { ImageView, SnapshotView, VmView } from './schemas.js';
 
 export function vmView(vm: VmRecord): VmView {
   return {
     id: vm.id,
     name: vm.name,
     state: vm.state,
+    origin: vm.origin,
+    restoredFrom: vm.restoredFrom,
+    driver: vm.spec.driver,
     image: vm.spec.image,
     imageDigest: vm.manifest.digest,
     ip: vm.ip,
@@ -43,5 +46,23 @@ export function imageView(m: ImageManifest): ImageView {
     ports: m.ports,
     entrypoint: m.entrypoint,
     args: m.args,
+  };
+}
+
+export function snapshotView(s: SnapshotRecord, usedBy: string[]): SnapshotView {
+  return {
+    name: s.name,
+    kind: s.kind,
+    source: s.source,
+    image: s.spec.image,
+    imageDigest: s.manifest.digest,
+    driver: s.spec.driver,
+    vcpus: s.spec.vcpus,
+    memMiB: s.spec.memMiB,
+    memory: s.state.memory,
+    sizeBytes: s.state.bytes,
+    appQuiesced: s.state.appQuiesced,
+    usedBy,
+    createdAt: s.createdAt,
   };
 }

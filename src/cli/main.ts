@@ -10,7 +10,7 @@ import { registerVm } from './commands/vm.js';
 import { EXIT, reportError } from './output.js';
 
 const program = new Command('uigniter')
-  .description('run apps as microVMs: images, a QEMU/Firecracker driver, a daemon with a REST API')
+  .description('run apps as microVMs: images, a QEMU microvm driver, a daemon with a REST API, snapshots and clones')
   .version(packageVersion())
   .option('--home <dir>', 'state directory (default $UIGNITER_HOME or /var/lib/uigniter)')
   .exitOverride()

@@ -1,8 +1,8 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { ErrorCode } from '../core/errors.js';
-import type { ImageView, RunBody, VmView, VolumeView } from '../api/schemas.js';
+import type { ImageView, RunBody, SnapshotView, VmView, VolumeView } from '../api/schemas.js';
 
-export type { ImageView, RunBody, VmView, VolumeView };
+export type { ImageView, RunBody, SnapshotView, VmView, VolumeView };
 
 /** An error answer of the API, with its code, HTTP status and the field at fault. */
 export class ApiError extends Error {
@@ -82,8 +82,48 @@ export class UigniterClient {
     return this.call('POST', `/vm/${encodeURIComponent(ref)}/start${wait === 'ready' ? '' : `?wait=${wait}`}`);
   }
 
-  stop(ref: string, timeoutSec?: number): Promise<VmView> {
-    return this.call('POST', `/vm/${encodeURIComponent(ref)}/stop${timeoutSec === undefined ? '' : `?timeout=${timeoutSec}`}`);
+  stop(ref: string, timeoutSec?: number, opts: { suspend?: boolean } = {}): Promise<VmView> {
+    const q = new URLSearchParams();
+    if (timeoutSec !== undefined) q.set('timeout', String(timeoutSec));
+    if (opts.suspend) q.set('suspend', '1');
+    return this.call('POST', `/vm/${encodeURIComponent(ref)}/stop${q.size ? `?${q}` : ''}`);
+  }
+
+  /** Saves memory; the next start resumes where it was. */
+  suspend(ref: string): Promise<VmView> {
+    return this.stop(ref, undefined, { suspend: true });
+  }
+
+  pause(ref: string): Promise<VmView> {
+    return this.call('POST', `/vm/${encodeURIComponent(ref)}/pause`);
+  }
+
+  resume(ref: string): Promise<VmView> {
+    return this.call('POST', `/vm/${encodeURIComponent(ref)}/resume`);
+  }
+
+  snapshot(ref: string, name: string): Promise<SnapshotView> {
+    return this.call('POST', `/vm/${encodeURIComponent(ref)}/snapshot`, { name });
+  }
+
+  async snapshots(): Promise<SnapshotView[]> {
+    return (await this.call<{ snapshots: SnapshotView[] }>('GET', '/snapshots')).snapshots;
+  }
+
+  getSnapshot(name: string): Promise<SnapshotView> {
+    return this.call('GET', `/snapshots/${encodeURIComponent(name)}`);
+  }
+
+  removeSnapshot(name: string): Promise<void> {
+    return this.call('DELETE', `/snapshots/${encodeURIComponent(name)}`);
+  }
+
+  async templates(): Promise<SnapshotView[]> {
+    return (await this.call<{ templates: SnapshotView[] }>('GET', '/templates')).templates;
+  }
+
+  removeTemplate(name: string): Promise<void> {
+    return this.call('DELETE', `/templates/${encodeURIComponent(name)}`);
   }
 
   remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {

@@ -63,6 +63,7 @@ export async function runForeground(
   checkName(name);
   const spec: VmSpec = {
     image: `${image.name}:${image.tag}`,
+    driver: deps.vmm.name,
     name,
     vcpus,
     memMiB,
@@ -87,7 +88,7 @@ export async function runForeground(
         nic: deps.vmm.capabilities.userNetwork
           ? { kind: 'user', mac: macFor(id), forwards: o.ports.map((p) => ({ hostAddr: p.hostAddr, hostPort: p.hostPort, guestPort: p.guestPort })) }
           : null,
-        address: { ip: '10.0.2.15', prefix: 24, gateway: '10.0.2.2', dns: [] },
+        address: deps.vmm.userNetworkAddress,
         dns: [],
         search: null,
       },

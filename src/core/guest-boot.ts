@@ -44,6 +44,8 @@ export function guestConfigFor(
     ready: image.ready,
     stopTimeoutMs: spec.stopTimeoutMs,
     time: now.getTime() / 1000,
+    // The Node runtime layer carries the clone hooks; the init loads them when present.
+    appHooks: image.runtime.kind === 'node' ? 'node' : null,
   };
 }
 
@@ -62,6 +64,27 @@ export async function prepareBoot(
   now: Date,
   verbose = false,
 ): Promise<LaunchSpec> {
+  const configPath = join(vm.runDir, CONFIG_DRIVE);
+  const launch = await launchSpecFor(images, image, spec, vm, net, volumes, configPath, verbose);
+  await writeConfigDrive(configPath, guestConfigFor(image, spec, vm.hostname, net, volumes, now));
+  return launch;
+}
+
+/**
+ * The VMM's view of a VM: kernel, initrd, the image's layers read-only (shared, never
+ * copied), volumes, then the config drive. A restore attaches the same disks in the same
+ * order, with the config drive the snapshot was taken with.
+ */
+export async function launchSpecFor(
+  images: ImageCatalog,
+  image: ImageManifest,
+  spec: VmSpec,
+  vm: { id: string; hostname: string; runDir: string },
+  net: Pick<BootNetwork, 'nic' | 'address'>,
+  volumes: BootVolume[],
+  configPath: string,
+  verbose = false,
+): Promise<LaunchSpec> {
   const kernel = images.kernelPath(image);
   const initrd = images.initrdPath(image);
   const layers = image.layers.map((l) => images.layerPath(l));
@@ -71,8 +94,6 @@ export async function prepareBoot(
       throw new UigniterError('failed_precondition', `image ${image.name}:${image.tag}: its ${what} ${path} is missing; rebuild the image ('uigniter image build')`, 'image');
     });
   }
-  const configPath = join(vm.runDir, CONFIG_DRIVE);
-  await writeConfigDrive(configPath, guestConfigFor(image, spec, vm.hostname, net, volumes, now));
   const disks: DiskAttachment[] = [
     ...layers.map((path) => ({ path, readOnly: true })),
     ...volumes.map((v) => ({ path: v.path, readOnly: v.readOnly })),

@@ -54,6 +54,8 @@ export interface VolumeMount {
 /** What a user asked for; kept as given so a stopped VM starts again the same way. */
 export interface VmSpec {
   image: string;
+  /** The VMM driver it runs on (a name in the daemon's driver registry). */
+  driver: string;
   name: string;
   vcpus: number;
   memMiB: number;
@@ -66,7 +68,13 @@ export interface VmSpec {
   stopTimeoutMs: number;
 }
 
-export type VmState = 'creating' | 'booting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type VmState = 'creating' | 'booting' | 'running' | 'paused' | 'stopping' | 'suspended' | 'stopped' | 'failed';
+
+/** How the VM's current run began: a cold boot, a restore of a template or of a named snapshot. */
+export type VmOrigin = 'cold' | 'template' | 'snapshot';
+
+/** How a create asks to boot: from a template when one fits (auto), or never (cold), or only from one (template). */
+export type BootMode = 'auto' | 'cold' | 'template';
 
 export interface VmRecord {
   id: string;
@@ -86,6 +94,11 @@ export interface VmRecord {
   exitCode: number | null;
   error: string | null;
   bootMs: number | null;
+  origin: VmOrigin;
+  /** The snapshot or template this run was restored from (its memory file backs the VM). */
+  restoredFrom: string | null;
+  /** While suspended (and while running from that suspension): the saved state in the VM's directory. */
+  suspendedState: SavedState | null;
   createdAt: string;
   updatedAt: string;
   stateChangedAt: string;
@@ -102,4 +115,40 @@ export interface VolumeRecord {
   createdAt: string;
   /** VM id that has it attached, if any. */
   attachedTo: string | null;
+}
+
+/** Memory and device state a driver saved (mirrors the Vmm port's VmmSnapshot). */
+export interface SavedState {
+  dir: string;
+  memory: 'file' | 'stream';
+  bytes: number;
+  compat: string;
+  /** The config drive the VM booted with: a restore attaches the same disk. */
+  configDrive: string;
+  /** Whether the app's Node hooks acknowledged the freeze (its randomness renews in clones). */
+  appQuiesced: boolean;
+}
+
+export type SnapshotKind = 'snapshot' | 'template';
+
+/** A named snapshot of a running VM, or a template the daemon made for a VM spec. */
+export interface SnapshotRecord {
+  name: string;
+  kind: SnapshotKind;
+  /** The VM it was taken of (it may be gone since). */
+  source: { id: string; name: string };
+  /** The spec clones run with (image, driver, vCPUs, memory, env, args); ports and volumes are not carried. */
+  spec: VmSpec;
+  manifest: ImageManifest;
+  state: SavedState;
+  /** For templates: the key of (image digest, kernel, vCPUs, memory, env, args, driver). */
+  templateKey: string | null;
+  createdAt: string;
+}
+
+/** performance.now() at points of a boot, for Server-Timing and benchmarks. */
+export interface BootMarks {
+  vmmStart?: number;
+  vmmLaunched?: number;
+  ready?: number;
 }

@@ -1,10 +1,16 @@
 import { invalid } from './errors.js';
-import type { ImageManifest, PortMapping, VmSpec, VolumeMount } from './models.js';
+import type { BootMode, ImageManifest, PortMapping, VmSpec, VolumeMount } from './models.js';
 import { checkArgs, checkEnv, checkName, checkPorts, checkResources } from './spec-checks.js';
 
 /** What a client asks for when it creates a VM (POST /vm/run, `uigniter run`). */
 export interface CreateVmRequest {
-  image: string;
+  /** The image to boot; or `snapshot`, to clone a named snapshot. */
+  image?: string;
+  snapshot?: string;
+  /** auto (default): from the spec's template when one exists, else cold. */
+  boot?: BootMode;
+  /** The VMM driver (default: the daemon's). */
+  driver?: string;
   name?: string;
   vcpus?: number;
   memMiB?: number;
@@ -41,8 +47,14 @@ function volumes(list: CreateVmRequest['volumes']): VolumeMount[] {
   return out;
 }
 
+/** What the spec must fit of the driver it runs on. */
+export interface DriverFit {
+  name: string;
+  maxDisks: number;
+}
+
 /** Turns a request into a checked spec; every problem names its field. */
-export function specFromRequest(req: CreateVmRequest, image: ImageManifest, name: string): VmSpec {
+export function specFromRequest(req: CreateVmRequest, image: ImageManifest, name: string, driver: DriverFit): VmSpec {
   const vcpus = req.vcpus ?? image.vcpus;
   const memMiB = req.memMiB ?? image.memMiB;
   checkResources(image, vcpus, memMiB);
@@ -62,5 +74,23 @@ export function specFromRequest(req: CreateVmRequest, image: ImageManifest, name
   if (!Number.isInteger(stopTimeoutMs) || stopTimeoutMs < 0 || stopTimeoutMs > 600_000) {
     throw invalid('stopTimeoutMs', 'stopTimeoutMs must be from 0 to 600000');
   }
-  return { image: `${image.name}:${image.tag}`, name, vcpus, memMiB, args, env, ports, volumes: volumes(req.volumes), stopTimeoutMs };
+  const vols = volumes(req.volumes);
+  // Layers, volumes and the config drive are each a disk of the VM.
+  const disks = image.layers.length + vols.length + 1;
+  if (disks > driver.maxDisks) {
+    throw invalid('volumes', `image ${image.name}:${image.tag} has ${image.layers.length} layer disks; with ${vols.length} volumes and the config drive that is ${disks} disks, and driver ${driver.name} gives a VM at most ${driver.maxDisks}`);
+  }
+  return { image: `${image.name}:${image.tag}`, driver: driver.name, name, vcpus, memMiB, args, env, ports, volumes: vols, stopTimeoutMs };
+}
+
+/** A clone's spec: the snapshot's, with the clone's own name, ports and stop timeout. */
+export function cloneSpec(req: CreateVmRequest, from: VmSpec, name: string): VmSpec {
+  for (const f of ['image', 'boot', 'driver', 'vcpus', 'memMiB', 'args', 'env', 'volumes'] as const) {
+    if (req[f] !== undefined) throw invalid(f, `${f} cannot be set for a clone: it runs with the snapshot's (${f === 'volumes' ? 'snapshots carry no volumes' : 'its memory holds them'})`);
+  }
+  checkName(name);
+  const ports: PortMapping[] = (req.ports ?? []).map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, hostAddr: p.hostAddr ?? '127.0.0.1', protocol: 'tcp' }));
+  checkPorts(ports);
+  const stopTimeoutMs = req.stopTimeoutMs ?? from.stopTimeoutMs;
+  return { ...from, name, ports, volumes: [], stopTimeoutMs };
 }

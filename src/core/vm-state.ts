@@ -5,8 +5,10 @@ import type { VmRecord, VmState } from './models.js';
 const NEXT: Record<VmState, readonly VmState[]> = {
   creating: ['booting', 'failed'],
   booting: ['running', 'stopping', 'stopped', 'failed'],
-  running: ['stopping', 'stopped', 'failed'],
-  stopping: ['stopped', 'failed'],
+  running: ['paused', 'stopping', 'stopped', 'failed'],
+  paused: ['running', 'stopping', 'stopped', 'failed'],
+  stopping: ['stopped', 'suspended', 'failed'],
+  suspended: ['booting', 'stopped'],
   stopped: ['booting'],
   failed: ['booting'],
 };
@@ -17,7 +19,7 @@ export function canTransition(from: VmState, to: VmState): boolean {
 
 /** A VM whose VMM may be up: the ones to watch, adopt, or stop. */
 export function isActive(state: VmState): boolean {
-  return state === 'booting' || state === 'running' || state === 'stopping';
+  return state === 'booting' || state === 'running' || state === 'paused' || state === 'stopping';
 }
 
 /** Applies a state change and its facts to a copy of the record; throws on an illegal move. */

@@ -1,6 +1,6 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { invalid } from '../core/errors.js';
-import type { ManagerLimits } from '../core/vm-manager.js';
+import type { ManagerLimits } from '../core/supervision/limits.js';
 import { DEFAULT_NETWORK, type VmNetworkOptions } from '../network/vm-network-config.js';
 
 export interface DaemonConfig {
@@ -14,11 +14,11 @@ export interface DaemonConfig {
   network: VmNetworkOptions;
   limits: ManagerLimits;
   readyTimeoutMs: number;
+  /** Snapshot the first VM of each spec into a template that later VMs of it restore from. */
+  templates: boolean;
   /** On shutdown, stop every VM (else leave them running for the next daemon to adopt). */
   stopVmsOnExit: boolean;
   logLevel: string;
-  /** Testing aid: make every boot fail right after this step. */
-  failAfterStep?: string;
 }
 
 export const DEFAULT_PORT = 6666;
@@ -41,6 +41,7 @@ export function defaultConfig(home: string): DaemonConfig {
     network: { ...DEFAULT_NETWORK },
     limits: defaultLimits(),
     readyTimeoutMs: 90_000,
+    templates: true,
     stopVmsOnExit: false,
     logLevel: process.env.UIGNITER_LOG_LEVEL ?? 'info',
   };

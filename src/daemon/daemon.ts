@@ -4,11 +4,13 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { createApi } from '../api/server.js';
 import { UigniterError } from '../core/errors.js';
+import { createCore, type Core } from '../core/core.js';
 import { ImageService } from '../core/image-service.js';
+import type { FaultHook } from '../core/supervision/fleet.js';
 import { isActive, transition } from '../core/vm-state.js';
-import { VmManager } from '../core/vm-manager.js';
 import { VolumeService } from '../core/volume-service.js';
 import { QemuVmm } from '../drivers/qemu/qemu-vmm.js';
+import { DriverRegistry } from './driver-registry.js';
 import { ImageStore } from '../images/image-store.js';
 import { HostNetwork } from '../network/host-network.js';
 import { SqliteStore } from '../state/sqlite-store.js';
@@ -20,7 +22,7 @@ import { checkConfig, type DaemonConfig } from './daemon-config.js';
 
 export interface Daemon {
   app: FastifyInstance;
-  manager: VmManager;
+  core: Core;
   network: HostNetwork;
   store: SqliteStore;
   /** Where it listens, e.g. http://127.0.0.1:6666. */
@@ -39,12 +41,20 @@ async function claimHome(paths: Paths): Promise<string> {
   return pidFile;
 }
 
+/** What a test may hand the composition root besides the configuration. */
+export interface DaemonHooks {
+  logger?: Logger;
+  /** Failure injection: called after every plan step; throwing fails that step. */
+  faults?: FaultHook;
+}
+
 /** Wires the adapters to the core and the core to the API, repairs state, and listens. */
-export async function startDaemon(cfg: DaemonConfig, logger?: Logger): Promise<Daemon> {
+export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): Promise<Daemon> {
+  const logger = hooks.logger;
   checkConfig(cfg);
   const log = logger ?? pino({ level: cfg.logLevel, base: { pid: process.pid } });
   const paths = new Paths(cfg.home, cfg.cache);
-  for (const d of [paths.home, paths.vms, paths.images, paths.layers, paths.volumes]) await mkdir(d, { recursive: true });
+  for (const d of [paths.home, paths.vms, paths.images, paths.layers, paths.volumes, paths.snapshots]) await mkdir(d, { recursive: true });
   const pidFile = await claimHome(paths);
   const store = new SqliteStore(paths.stateDb);
   const say = (msg: string, fields?: Record<string, unknown>): void => log.info(fields ?? {}, msg);
@@ -53,27 +63,29 @@ export async function startDaemon(cfg: DaemonConfig, logger?: Logger): Promise<D
   try {
     await network.start();
     cleanups.push(() => network.stop());
-    const vmm = new QemuVmm({ log: say });
+    const drivers = DriverRegistry.builtIn({ log: say, memDir: paths.memory });
     const images = new ImageStore(paths);
     const disks = new Ext4Volumes(paths.volumes);
-    const manager = new VmManager({
+    const core = createCore({
       store,
       images,
-      vmm,
+      drivers,
       network,
       volumes: disks,
       clock: { now: () => new Date() },
       readyTimeoutMs: cfg.readyTimeoutMs,
       log: say,
       vmsDir: paths.vms,
+      snapshotsDir: paths.snapshots,
+      templates: cfg.templates,
       limits: cfg.limits,
-      ...(cfg.failAfterStep ? { failAfterStep: cfg.failAfterStep } : {}),
+      ...(hooks.faults ? { faults: hooks.faults } : {}),
     });
-    manager.on('transition', (vm, from) => log.info({ vm: vm.name, id: vm.id, from, to: vm.state, error: vm.error ?? undefined }, 'vm state'));
-    const report = await manager.reconcile();
+    core.records.on('transition', (vm, from) => log.info({ vm: vm.name, id: vm.id, from, to: vm.state, error: vm.error ?? undefined }, 'vm state'));
+    const report = await core.reconciler.reconcile();
     log.info(report, 'reconciled state with running VMs');
     const { app } = await createApi({
-      manager,
+      core,
       images: new ImageService(images, store, paths.vms),
       volumes: new VolumeService(store, disks),
       version: packageVersion(),
@@ -98,7 +110,7 @@ export async function startDaemon(cfg: DaemonConfig, logger?: Logger): Promise<D
     let closed = false;
     return {
       app,
-      manager,
+      core,
       network,
       store,
       url,
@@ -107,7 +119,7 @@ export async function startDaemon(cfg: DaemonConfig, logger?: Logger): Promise<D
         closed = true;
         await app.close();
         const stopVms = opts.stopVms ?? cfg.stopVmsOnExit;
-        await manager.shutdown(stopVms);
+        await core.vms.shutdown(stopVms);
         for (const c of cleanups.reverse()) await c().catch(() => undefined);
         // Nothing runs any more: take the VM network down with us. (Left up otherwise,
         // for the VMs that keep running and the daemon that will adopt them.)
@@ -135,15 +147,8 @@ export async function cleanupHost(cfg: DaemonConfig, log: (m: string) => void): 
   const pidFile = join(paths.home, 'daemon.pid');
   const holder = Number(await readFile(pidFile, 'utf8').catch(() => '0'));
   if (holder > 0 && alive(holder)) throw new UigniterError('conflict', `the daemon (pid ${holder}) is running: stop it first`);
-  const vmm = new QemuVmm();
-  for (const p of await vmm.listRunning(paths.vms)) {
-    log(`killing VM ${p.vmId} (pid ${p.pid})`);
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  const vmm = new QemuVmm({ memDir: paths.memory });
+  for (const line of await vmm.removeOrphans(paths.vms, new Set())) log(line);
   await mkdir(paths.home, { recursive: true });
   const store = new SqliteStore(paths.stateDb);
   try {
@@ -160,4 +165,17 @@ export async function cleanupHost(cfg: DaemonConfig, log: (m: string) => void): 
   await network.namespace.teardown();
   log(`removed network namespace ${cfg.network.netns} and veth ${network.layout.hostVeth}`);
   await rm(pidFile, { force: true });
+}
+
+/**
+ * The failure-injection hook of the e2e tests, which run the daemon as its own process:
+ * UIGNITER_FAIL_AFTER_STEP=<step> fails every plan right after that step ran. Not a
+ * daemon option: nothing but a test sets it.
+ */
+export function faultsFromEnv(env: NodeJS.ProcessEnv): FaultHook | undefined {
+  const step = env.UIGNITER_FAIL_AFTER_STEP;
+  if (!step) return undefined;
+  return (name) => {
+    if (name === step) throw new UigniterError('internal', `injected failure after step ${name}`);
+  };
 }

@@ -30,4 +30,16 @@ export const MIGRATIONS: readonly string[] = [
     attached_to TEXT
   );
   `,
+  // 2: snapshots and templates (a JSON record plus the columns we query by).
+  `
+  CREATE TABLE snapshots (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    template_key TEXT UNIQUE,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  UPDATE vms SET record = json_insert(record, '$.origin', 'cold', '$.restoredFrom', json('null'),
+    '$.suspendedState', json('null'), '$.spec.driver', 'qemu');
+  `,
 ];

@@ -1,9 +1,7 @@
 import Database from 'better-sqlite3';
-import type { VmRecord, VmState, VolumeRecord } from '../core/models.js';
+import type { SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from '../core/models.js';
 import type { IpLease, LeaseStore, StateStore } from '../core/ports.js';
 import { MIGRATIONS } from './migrations.js';
-
-
 
 interface VmRow {
   record: string;
@@ -167,6 +165,35 @@ export class SqliteStore implements StateStore, LeaseStore {
 
   deleteVolume(name: string): void {
     this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+  }
+
+  // ---------- snapshots and templates ----------
+
+  insertSnapshot(s: SnapshotRecord): void {
+    this.db
+      .prepare('INSERT INTO snapshots (name, kind, template_key, record, created_at) VALUES (?, ?, ?, ?, ?)')
+      .run(s.name, s.kind, s.templateKey, JSON.stringify(s), s.createdAt);
+  }
+
+  getSnapshot(name: string): SnapshotRecord | null {
+    const r = this.db.prepare('SELECT record FROM snapshots WHERE name = ?').get(name) as { record: string } | undefined;
+    return r ? (JSON.parse(r.record) as SnapshotRecord) : null;
+  }
+
+  templateFor(key: string): SnapshotRecord | null {
+    const r = this.db.prepare('SELECT record FROM snapshots WHERE template_key = ?').get(key) as { record: string } | undefined;
+    return r ? (JSON.parse(r.record) as SnapshotRecord) : null;
+  }
+
+  listSnapshots(kind?: SnapshotKind): SnapshotRecord[] {
+    const rows = (kind
+      ? this.db.prepare('SELECT record FROM snapshots WHERE kind = ? ORDER BY created_at, name').all(kind)
+      : this.db.prepare('SELECT record FROM snapshots ORDER BY created_at, name').all()) as { record: string }[];
+    return rows.map((r) => JSON.parse(r.record) as SnapshotRecord);
+  }
+
+  deleteSnapshot(name: string): void {
+    this.db.prepare('DELETE FROM snapshots WHERE name = ?').run(name);
   }
 
   close(): void {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 export const DEFAULT_HOME = '/var/lib/uigniter';
@@ -35,6 +36,13 @@ export class Paths {
   }
   get vms(): string {
     return join(this.home, 'vms');
+  }
+  get snapshots(): string {
+    return join(this.home, 'snapshots');
+  }
+  /** Guest RAM files: a tmpfs, one directory per home so test daemons never share one. */
+  get memory(): string {
+    return join('/dev/shm', `uigniter-${createHash('sha256').update(this.home).digest('hex').slice(0, 12)}`);
   }
   get tmp(): string {
     return join(this.home, 'tmp');

@@ -11,9 +11,11 @@ describe('VM lifecycle state machine', () => {
     const legal: [VmState, VmState][] = [
       ['creating', 'booting'], ['creating', 'failed'], ['booting', 'running'], ['booting', 'failed'], ['booting', 'stopping'],
       ['running', 'stopping'], ['running', 'stopped'], ['running', 'failed'], ['stopping', 'stopped'], ['stopped', 'booting'], ['failed', 'booting'],
+      ['running', 'paused'], ['paused', 'running'], ['paused', 'stopping'], ['stopping', 'suspended'], ['suspended', 'booting'], ['suspended', 'stopped'],
     ];
     for (const [a, b] of legal) assert.ok(canTransition(a, b), `${a} -> ${b}`);
-    for (const [a, b] of [['stopped', 'running'], ['creating', 'running'], ['failed', 'running'], ['stopping', 'running'], ['stopped', 'stopping']] as [VmState, VmState][]) {
+    for (const [a, b] of [['stopped', 'running'], ['creating', 'running'], ['failed', 'running'], ['stopping', 'running'], ['stopped', 'stopping'],
+      ['suspended', 'running'], ['stopped', 'paused'], ['booting', 'paused'], ['running', 'suspended'], ['stopped', 'suspended']] as [VmState, VmState][]) {
       assert.ok(!canTransition(a, b), `${a} -> ${b} must be refused`);
     }
   });
@@ -29,6 +31,7 @@ describe('VM lifecycle state machine', () => {
   });
 
   it('knows which states have a VMM up', () => {
-    assert.deepEqual((['creating', 'booting', 'running', 'stopping', 'stopped', 'failed'] as VmState[]).filter(isActive), ['booting', 'running', 'stopping']);
+    const all: VmState[] = ['creating', 'booting', 'running', 'paused', 'stopping', 'suspended', 'stopped', 'failed'];
+    assert.deepEqual(all.filter(isActive), ['booting', 'running', 'paused', 'stopping'], 'a paused VM holds its VMM; a suspended one has none');
   });
 });

@@ -1,14 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { ConsoleTail } from '../../guest/console-tail.js';
-import { isActive } from '../../core/vm-state.js';
-import type { VmManager } from '../../core/vm-manager.js';
-import type { BootMarks } from '../../core/steps/boot-context.js';
+import type { Core } from '../../core/core.js';
+import type { BootMarks } from '../../core/models.js';
 import { fromLegacyBody, isLegacyBody } from '../legacy-body.js';
-import { DeleteQuery, ErrorBody, LogsQuery, RunBody, StopQuery, VmRef, VmView, WaitQuery } from '../schemas.js';
-import { vmView } from '../views.js';
-import { readFile } from 'node:fs/promises';
+import { DeleteQuery, ErrorBody, LogsQuery, RunBody, SnapshotBody, SnapshotView, StopQuery, VmRef, VmView, WaitQuery } from '../schemas.js';
+import { snapshotView, vmView } from '../views.js';
 
 const VmList = Type.Object({ vms: Type.Array(VmView) });
 
@@ -31,7 +28,8 @@ declare module 'fastify' {
 }
 
 /** The VM resource: the seed's three calls (run, start, stop) and what users expect beside them. */
-export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, { manager }) => {
+export const vmRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core }) => {
+  const { vms, records, logs } = core;
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.post(
@@ -55,7 +53,7 @@ export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, 
     async (req, reply) => {
       const t0 = performance.now();
       const marks: BootMarks = {};
-      const vm = await manager.create(req.body, req.query.wait === 'launched' ? 'launched' : 'ready', marks);
+      const vm = await vms.create(req.body, req.query.wait === 'launched' ? 'launched' : 'ready', marks);
       const view = vmView(vm);
       if (req.legacyRun && vm.ip) view.ip_address = vm.ip;
       return reply.status(201).header('server-timing', serverTiming(t0, marks)).send(view);
@@ -68,7 +66,7 @@ export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, 
     async (req, reply) => {
       const t0 = performance.now();
       const marks: BootMarks = {};
-      const vm = await manager.start(req.params.id, req.query.wait === 'launched' ? 'launched' : 'ready', marks);
+      const vm = await vms.start(req.params.id, req.query.wait === 'launched' ? 'launched' : 'ready', marks);
       return reply.header('server-timing', serverTiming(t0, marks)).send(vmView(vm));
     },
   );
@@ -76,7 +74,42 @@ export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, 
   r.post(
     '/vm/:id/stop',
     { schema: { summary: 'Stop a VM: SIGTERM to the app, forced off after the timeout', tags: ['vm'], params: VmRef, querystring: StopQuery, response: { 200: VmView, ...errors } } },
-    async (req) => vmView(await manager.stop(req.params.id, req.query.timeout === undefined ? undefined : Number(req.query.timeout) * 1000)),
+    async (req) =>
+      vmView(
+        await vms.stop(req.params.id, {
+          ...(req.query.timeout === undefined ? {} : { timeoutMs: Number(req.query.timeout) * 1000 }),
+          suspend: flag(req.query.suspend),
+        }),
+      ),
+  );
+
+  r.post(
+    '/vm/:id/pause',
+    { schema: { summary: 'Pause a VM: its vCPUs stop; it keeps its memory, address and connections', tags: ['vm'], params: VmRef, response: { 200: VmView, ...errors } } },
+    async (req) => vmView(await vms.pause(req.params.id)),
+  );
+
+  r.post(
+    '/vm/:id/resume',
+    { schema: { summary: 'Resume a paused VM', tags: ['vm'], params: VmRef, response: { 200: VmView, ...errors } } },
+    async (req) => vmView(await vms.resume(req.params.id)),
+  );
+
+  r.post(
+    '/vm/:id/snapshot',
+    {
+      schema: {
+        summary: 'Save a named snapshot of a running VM (memory, device state, its root\'s writable layer); the VM runs on',
+        tags: ['vm', 'snapshots'],
+        params: VmRef,
+        body: SnapshotBody,
+        response: { 201: SnapshotView, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const s = await core.snapshots.snapshot(req.params.id, req.body.name);
+      return reply.status(201).send(snapshotView(s, core.snapshots.dependents(s.name)));
+    },
   );
 
   // The list is served from a cache of its JSON, made again only after a VM changed:
@@ -86,9 +119,9 @@ export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, 
     '/vm',
     { schema: { summary: 'List VMs', tags: ['vm'], response: { 200: VmList } } },
     async (_req, reply) => {
-      const version = manager.version;
+      const version = records.version;
       if (listCache.version !== version) {
-        const payload = { vms: manager.list().map(vmView) };
+        const payload = { vms: records.list().map(vmView) };
         listCache = { version, body: JSON.stringify(payload) };
       }
       // The cached text is already the schema's JSON; the typed send() only knows the object form.
@@ -99,14 +132,14 @@ export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, 
   r.get(
     '/vm/:id',
     { schema: { summary: 'One VM, by id or name', tags: ['vm'], params: VmRef, response: { 200: VmView, ...errors } } },
-    async (req) => vmView(manager.get(req.params.id)),
+    async (req) => vmView(records.get(req.params.id)),
   );
 
   r.delete(
     '/vm/:id',
     { schema: { summary: 'Delete a VM (stopping it first); its address is freed, its volumes kept unless volumes=1', tags: ['vm'], params: VmRef, querystring: DeleteQuery, response: { 204: Type.Null(), ...errors } } },
     async (req, reply) => {
-      await manager.remove(req.params.id, { force: flag(req.query.force), deleteVolumes: flag(req.query.volumes) });
+      await vms.remove(req.params.id, { force: flag(req.query.force), deleteVolumes: flag(req.query.volumes) });
       return reply.status(204).send(null);
     },
   );
@@ -123,34 +156,15 @@ export const vmRoutes: FastifyPluginAsync<{ manager: VmManager }> = async (app, 
       },
     },
     async (req, reply) => {
-      const path = manager.consoleLogPath(req.params.id);
-      const text = await readFile(path, 'utf8').catch(() => '');
-      const lines = text.split('\n');
-      const tail = req.query.tail === undefined ? text : lines.slice(-Number(req.query.tail) - 1).join('\n');
-      if (!flag(req.query.follow)) return reply.type('text/plain; charset=utf-8').send(tail);
+      const tail = req.query.tail === undefined ? undefined : Number(req.query.tail);
+      if (!flag(req.query.follow)) return reply.type('text/plain; charset=utf-8').send(await logs.read(req.params.id, tail));
+      records.get(req.params.id); // 404 before the stream starts
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
-      res.write(tail);
-      const follow = new ConsoleTail(path, { offset: Buffer.byteLength(text), pollMs: 100 });
-      follow.on('line', (line) => res.write(`${line}\n`));
-      follow.start();
-      const id = manager.get(req.params.id).id;
-      const check = setInterval(() => {
-        let vm;
-        try {
-          vm = manager.get(id);
-        } catch {
-          vm = null;
-        }
-        if (!vm || !isActive(vm.state)) void follow.pump().then(end);
-      }, 250);
-      const end = (): void => {
-        clearInterval(check);
-        void follow.stop();
-        res.end();
-      };
-      req.raw.on('close', end);
+      const closed = new AbortController();
+      req.raw.on('close', () => closed.abort());
+      await logs.follow(req.params.id, tail, (t) => res.write(t), () => res.end(), closed.signal);
     },
   );
 };

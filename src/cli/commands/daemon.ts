@@ -18,10 +18,12 @@ export function registerDaemon(program: Command): void {
     .option('--subnet <cidr>', 'guest subnet (the bridge takes the first address)', '172.30.0.0/24')
     .option('--link-net <cidr>', '/30 between the host and the namespace (default: last /30 of the /16)')
     .option('--allow-host-port <port>', 'host TCP port guests may reach on the gateway side (repeatable)', collect, [])
+    .option('--egress', 'let guests reach addresses beyond the host (outbound NAT; turns on net.ipv4.ip_forward while the daemon runs)')
     .option('--max-vms <n>', 'most VMs', int)
     .option('--max-vcpus <n>', 'most vCPUs of running VMs together', int)
     .option('--max-mem <MiB>', 'most memory of running VMs together', int)
     .option('--ready-timeout <s>', 'seconds a VM gets to become ready', int, 90)
+    .option('--no-templates', 'make no new templates (boot=auto still restores from existing ones)')
     .option('--stop-vms-on-exit', 'stop every VM when the daemon stops (default: leave them to be adopted)')
     .option('--cleanup', 'remove everything a daemon created on this host (VM processes, namespace, veth, route) and exit')
     .action(async (o: Record<string, string | number | boolean | string[] | undefined>) => {
@@ -38,21 +40,22 @@ export function registerDaemon(program: Command): void {
         subnet: o.subnet as string,
         ...(o.linkNet ? { linkNet: o.linkNet as string } : {}),
         allowHostPorts: (o.allowHostPort as string[]).map(Number),
+        egress: Boolean(o.egress),
       };
       if (o.maxVms !== undefined) cfg.limits.maxVms = o.maxVms as number;
       if (o.maxVcpus !== undefined) cfg.limits.maxVcpus = o.maxVcpus as number;
       if (o.maxMem !== undefined) cfg.limits.maxMemMiB = o.maxMem as number;
       cfg.readyTimeoutMs = (o.readyTimeout as number) * 1000;
       cfg.stopVmsOnExit = Boolean(o.stopVmsOnExit);
-      if (process.env.UIGNITER_FAIL_AFTER_STEP) cfg.failAfterStep = process.env.UIGNITER_FAIL_AFTER_STEP;
+      cfg.templates = o.templates !== false;
 
       if (o.cleanup) {
         const { cleanupHost } = await import('../../daemon/daemon.js');
         await cleanupHost(cfg, (m) => process.stderr.write(`uigniter: ${m}\n`));
         return;
       }
-      const { startDaemon } = await import('../../daemon/daemon.js');
-      const daemon = await startDaemon(cfg);
+      const { startDaemon, faultsFromEnv } = await import('../../daemon/daemon.js');
+      const daemon = await startDaemon(cfg, { faults: faultsFromEnv(process.env) });
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { RunBody, UigniterClient, VmView } from '../../client/client.js';
+import type { RunBody, SnapshotView, UigniterClient, VmView } from '../../client/client.js';
 import { parseEnvFlag, parsePortFlag } from '../../core/spec-checks.js';
 import { invalid } from '../../core/errors.js';
 import { humanBytes, printJson, table } from '../output.js';
@@ -50,6 +50,13 @@ function vmRows(vms: VmView[]): string {
   );
 }
 
+function snapshotRows(list: SnapshotView[]): string {
+  return table(
+    ['NAME', 'KIND', 'IMAGE', 'FROM VM', 'MEMORY', 'SIZE', 'USED BY', 'AGE'],
+    list.map((s) => [s.name, s.kind, s.image, s.source.name, `${s.memMiB} MiB (${s.memory})`, humanBytes(s.sizeBytes), s.usedBy.join(',') || null, age(s.createdAt)]),
+  );
+}
+
 function printVm(v: VmView, json: boolean | undefined): void {
   if (json) printJson(v);
   else process.stdout.write(`${vmRows([v])}\n`);
@@ -57,9 +64,11 @@ function printVm(v: VmView, json: boolean | undefined): void {
 
 export function registerRemote(program: Command): void {
   program
-    .command('run <image> [args...]')
-    .description('create and boot a VM through the daemon')
+    .command('run [image] [args...]')
+    .description('create and boot a VM through the daemon (or clone a snapshot with --snapshot)')
     .option('--name <name>', 'VM name (also its hostname and DNS name)')
+    .option('--snapshot <name>', 'clone this snapshot or template instead of booting an image')
+    .option('--boot <mode>', "auto (from the spec's template when one exists), cold, or template")
     .option('--mem <MiB>', 'memory', int)
     .option('--vcpus <n>', 'vCPUs', int)
     .option('-p, --publish <host:guest>', 'publish a guest port on 127.0.0.1 (repeatable)', collect, [])
@@ -68,9 +77,13 @@ export function registerRemote(program: Command): void {
     .option('--stop-timeout <s>', 'seconds the app gets after SIGTERM', int)
     .option('-d, --detach', 'answer once the VM is launched, without waiting for the app to be ready')
     .option('--json', 'JSON output')
-    .action(async (image: string, args: string[], o: { name?: string; mem?: number; vcpus?: number; publish: string[]; env: string[]; volume: string[]; stopTimeout?: number; detach?: boolean; json?: boolean }) => {
+    .action(async (image: string | undefined, args: string[], o: { name?: string; snapshot?: string; boot?: string; mem?: number; vcpus?: number; publish: string[]; env: string[]; volume: string[]; stopTimeout?: number; detach?: boolean; json?: boolean }) => {
+      if (o.boot !== undefined && !['auto', 'cold', 'template'].includes(o.boot)) throw invalid('boot', `--boot must be auto, cold or template, not '${o.boot}'`);
+      if ((image === undefined) === (o.snapshot === undefined)) throw invalid('image', 'give an image, or --snapshot NAME to clone a snapshot');
       const body: RunBody = {
-        image,
+        ...(image !== undefined ? { image } : {}),
+        ...(o.snapshot !== undefined ? { snapshot: o.snapshot } : {}),
+        ...(o.boot !== undefined ? { boot: o.boot as 'auto' | 'cold' | 'template' } : {}),
         ...(o.name ? { name: o.name } : {}),
         ...(o.mem !== undefined ? { memMiB: o.mem } : {}),
         ...(o.vcpus !== undefined ? { vcpus: o.vcpus } : {}),
@@ -92,10 +105,56 @@ export function registerRemote(program: Command): void {
 
   program
     .command('stop <vm>')
-    .description('stop a VM: SIGTERM to its app, forced off after the timeout')
+    .description('stop a VM: SIGTERM to its app, forced off after the timeout (or --suspend: save it, start resumes it)')
     .option('-t, --timeout <s>', 'seconds before forcing it off', int)
+    .option('--suspend', 'save its memory instead; the next start continues where it was')
     .option('--json', 'JSON output')
-    .action(async (ref: string, o: { timeout?: number; json?: boolean }) => printVm(await (await connect()).stop(ref, o.timeout), o.json));
+    .action(async (ref: string, o: { timeout?: number; suspend?: boolean; json?: boolean }) =>
+      printVm(await (await connect()).stop(ref, o.timeout, { suspend: Boolean(o.suspend) }), o.json),
+    );
+
+  for (const [cmd, what] of [
+    ['pause', 'pause a VM (its vCPUs stop; memory, address and connections stay)'],
+    ['resume', 'resume a paused VM'],
+  ] as const) {
+    program
+      .command(`${cmd} <vm>`)
+      .description(what)
+      .option('--json', 'JSON output')
+      .action(async (ref: string, o: { json?: boolean }) => printVm(await (await connect())[cmd](ref), o.json));
+  }
+
+  program
+    .command('snapshot <vm> <name>')
+    .description('save a named snapshot of a running VM (it runs on); clone it with run --snapshot')
+    .option('--json', 'JSON output')
+    .action(async (ref: string, name: string, o: { json?: boolean }) => {
+      const s = await (await connect()).snapshot(ref, name);
+      if (o.json) printJson(s);
+      else process.stdout.write(`${snapshotRows([s])}\n`);
+    });
+
+  const snap = program.command('snapshots').description('named snapshots and templates');
+  snap
+    .command('ls', { isDefault: true })
+    .description('list snapshots and templates')
+    .option('--json', 'JSON output')
+    .action(async (o: { json?: boolean }) => {
+      const c = await connect();
+      const all = [...(await c.snapshots()), ...(await c.templates())];
+      if (o.json) printJson(all);
+      else process.stdout.write(`${snapshotRows(all)}\n`);
+    });
+  snap
+    .command('rm <name...>')
+    .description('remove snapshots or templates (refused while a running VM depends on one)')
+    .action(async (names: string[]) => {
+      const c = await connect();
+      for (const n of names) {
+        await (n.startsWith('tpl-') ? c.removeTemplate(n) : c.removeSnapshot(n));
+        process.stdout.write(`${n}\n`);
+      }
+    });
 
   program
     .command('rm <vm...>')

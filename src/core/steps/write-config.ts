@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONFIG_DRIVE, prepareBoot } from '../guest-boot.js';
 import type { Step } from '../plan.js';
-import type { BootContext } from './boot-context.js';
+import { tapNetwork, type BootContext } from './boot-context.js';
 
 /** Writes the config drive and works out the VMM's launch spec. */
 export const writeConfig: Step<BootContext> = {
@@ -15,8 +15,7 @@ export const writeConfig: Step<BootContext> = {
       ctx.vm.spec,
       { id: ctx.vm.id, hostname: ctx.vm.name, runDir: ctx.runDir },
       {
-        nic: { kind: 'tap', tap: ctx.tap!, mac: lease.mac, netns: ctx.deps.network.netns },
-        address: { ip: lease.ip, prefix: lease.prefix, gateway: lease.gateway, dns: lease.dns },
+        ...tapNetwork(ctx),
         dns: lease.dns,
         search: lease.search,
       },

@@ -1,0 +1,29 @@
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import type { ReadyCheck } from '../models.js';
+
+/**
+ * One request to a VM's readiness check from the host, before it becomes a template: the
+ * app has then served a request (lazy initialisation done) in every clone.
+ */
+export function probeOnce(ip: string, ready: ReadyCheck, timeoutMs = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (ready.kind === 'none') return resolve();
+    if (ready.kind === 'tcp') {
+      const s = connect({ host: ip, port: ready.port, timeout: timeoutMs }, () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('timeout', () => s.destroy(new Error(`no answer from ${ip}:${ready.port}`)));
+      s.once('error', reject);
+      return;
+    }
+    const req = request({ host: ip, port: ready.port, path: ready.path, timeout: timeoutMs, agent: false }, (res) => {
+      res.resume();
+      res.once('end', () => resolve());
+    });
+    req.once('timeout', () => req.destroy(new Error(`no answer from http://${ip}:${ready.port}${ready.path}`)));
+    req.once('error', reject);
+    req.end();
+  });
+}

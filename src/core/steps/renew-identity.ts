@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { GuestAgent } from '../../guest/guest-agent.js';
+import { UigniterError, messageOf } from '../errors.js';
+import type { Step } from '../plan.js';
+import { transition } from '../vm-state.js';
+import type { BootContext } from './boot-context.js';
+
+/**
+ * Makes a restored VM its own machine before it talks to anyone: the vCPUs run again with
+ * the NIC's link still cut, the guest agent (our init) takes fresh entropy, the host's
+ * clock, this VM's hostname, MAC and address (and lets the app's Node hooks renew their
+ * randomness), and only then is the link connected.
+ */
+export const renewIdentity: Step<BootContext> = {
+  name: 'renew-identity',
+  async run(ctx) {
+    const proc = ctx.process!;
+    const lease = ctx.lease!;
+    await proc.resume();
+    let agent: GuestAgent | null = null;
+    try {
+      agent = new GuestAgent(await proc.openAgent());
+      await agent.renew({
+        ip: lease.ip,
+        prefix: lease.prefix,
+        gateway: lease.gateway,
+        mac: lease.mac,
+        hostname: ctx.vm.name,
+        timeMs: ctx.deps.clock.now().getTime(),
+        entropy: randomBytes(64),
+      });
+    } catch (e) {
+      throw new UigniterError('boot_failed', `the restored guest did not take its new identity: ${messageOf(e)}`);
+    } finally {
+      agent?.close();
+    }
+    await proc.setLink(true);
+    ctx.marks.ready = performance.now();
+    const now = ctx.deps.clock.now();
+    const bootMs = ctx.launchedAt === null ? null : Math.round(performance.now() - ctx.launchedAt);
+    ctx.vm = transition(ctx.vm, 'running', now, { readyAt: now.toISOString(), bootMs });
+    ctx.deps.save(ctx.vm);
+  },
+};

@@ -1,0 +1,86 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { messageOf, UigniterError } from '../errors.js';
+import { KeyedMutex } from '../keyed-mutex.js';
+import type { VmRecord } from '../models.js';
+import type { PlanHooks } from '../plan.js';
+import type { BootDeps } from '../steps/boot-context.js';
+import type { ManagerLimits } from './limits.js';
+import { Supervisor } from './supervisor.js';
+import { VmRecords } from './vm-records.js';
+
+/** A test's way to make plans fail: called after each step ran; throwing fails that step. */
+export type FaultHook = (step: string) => void;
+
+export interface FleetOptions extends Omit<BootDeps, 'save'> {
+  vmsDir: string;
+  /** Where named snapshots and templates keep their files. */
+  snapshotsDir: string;
+  limits: ManagerLimits;
+  /** Make a template of a VM spec when its first VM booted with boot=auto becomes ready. */
+  templates: boolean;
+  /** Failure injection, wired by the composition root for tests only. */
+  faults?: FaultHook;
+}
+
+/**
+ * What the VM commands share: the records, one lock per VM, the supervisor of live VMs,
+ * and the adapters. Commands, snapshots, templates and start-up repair each take it.
+ */
+export class Fleet {
+  readonly records: VmRecords;
+  readonly locks = new KeyedMutex();
+  readonly supervisor: Supervisor;
+  readonly deps: BootDeps;
+  readonly hooks: PlanHooks;
+
+  constructor(readonly o: FleetOptions) {
+    this.records = new VmRecords(o.store);
+    this.deps = { ...o, save: (vm) => this.records.save(vm) };
+    this.hooks = {
+      afterStep: (name) => o.faults?.(name),
+      onUndoError: (name, e) => o.log(`undo of step ${name} failed: ${messageOf(e)}`),
+    };
+    this.supervisor = new Supervisor(this.records, this.deps, this.locks, this.hooks, (id) => this.runDir(id));
+  }
+
+  runDir(id: string): string {
+    return join(this.o.vmsDir, id);
+  }
+
+  snapshotDir(name: string): string {
+    return join(this.o.snapshotsDir, name);
+  }
+
+  /** Frees the volumes a VM holds (their data stays). */
+  detachVolumes(vm: VmRecord): void {
+    for (const v of vm.spec.volumes) {
+      const rec = this.o.store.getVolume(v.name);
+      if (rec?.attachedTo === vm.id) this.o.store.updateVolume({ ...rec, attachedTo: null });
+    }
+  }
+
+  /** Removes a VM that is not running: its volumes' attachment, its lease, its directory, its record. */
+  async forget(vm: VmRecord): Promise<void> {
+    this.detachVolumes(vm);
+    await this.o.network.release(vm.id);
+    await rm(this.runDir(vm.id), { recursive: true, force: true });
+    this.records.delete(vm);
+  }
+
+  /** Runs fn under the VM's lock with a fresh copy of its record. */
+  withVm<T>(ref: string, fn: (vmId: string) => Promise<T>): Promise<T> {
+    const { id } = this.records.get(ref);
+    return this.locks.run(id, () => fn(id));
+  }
+
+  /** The running VM's process, or a conflict naming its state. */
+  processOf(id: string, action: string) {
+    const vm = this.records.get(id);
+    const proc = this.supervisor.context(id)?.process;
+    if (!proc || (vm.state !== 'running' && vm.state !== 'paused')) {
+      throw new UigniterError('conflict', `VM ${vm.name} is ${vm.state}; only a running or paused VM can be ${action}`);
+    }
+    return { vm, proc };
+  }
+}

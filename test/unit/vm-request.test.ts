@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { UigniterError } from '../../src/core/errors.js';
+import type { ImageManifest, VmSpec } from '../../src/core/models.js';
+import { templateKey } from '../../src/core/snapshots/template-key.js';
+import { cloneSpec, specFromRequest } from '../../src/core/vm-request.js';
+
+const image = {
+  name: 'app',
+  tag: 'latest',
+  digest: 'sha256:aa',
+  kernel: { id: 'k1' },
+  initrd: { id: 'i1' },
+  layers: [{ id: 'l1', role: 'app', size: 1 }, { id: 'l2', role: 'runtime', size: 1 }],
+  vcpus: 1,
+  memMiB: 128,
+  minMemMiB: 64,
+} as unknown as ImageManifest;
+const qemu = { name: 'qemu', maxDisks: 5 };
+const field = (f: string) => (e: unknown) => e instanceof UigniterError && e.code === 'invalid_argument' && e.field === f;
+
+describe('VM specs from requests', () => {
+  it('checks the disks a VM needs against its driver when the spec is built', () => {
+    const two = [{ name: 'a', mountPath: '/a' }, { name: 'b', mountPath: '/b' }];
+    assert.equal(specFromRequest({ image: 'app', volumes: two }, image, 'x', qemu).volumes.length, 2, '2 layers + 2 volumes + config drive = 5 fit');
+    assert.throws(() => specFromRequest({ image: 'app', volumes: [...two, { name: 'c', mountPath: '/c' }] }, image, 'x', qemu), field('volumes'));
+    assert.equal(specFromRequest({ image: 'app' }, image, 'x', qemu).driver, 'qemu');
+  });
+
+  it("a clone takes the snapshot's spec and refuses what its memory already holds", () => {
+    const from: VmSpec = { ...specFromRequest({ image: 'app', env: { A: '1' } }, image, 'src', qemu), stopTimeoutMs: 3000 };
+    const c = cloneSpec({ snapshot: 's', name: 'c1', ports: [{ hostPort: 9000, guestPort: 80 }] }, from, 'c1');
+    assert.equal(c.name, 'c1');
+    assert.deepEqual(c.env, { A: '1' });
+    assert.equal(c.stopTimeoutMs, 3000);
+    assert.equal(c.ports[0]!.hostAddr, '127.0.0.1');
+    for (const f of ['image', 'vcpus', 'memMiB', 'env', 'args', 'volumes', 'boot', 'driver'] as const) {
+      const req = { snapshot: 's', [f]: f === 'env' ? {} : f === 'args' || f === 'volumes' ? [] : f === 'vcpus' || f === 'memMiB' ? 1 : 'x' };
+      assert.throws(() => cloneSpec(req, from, 'c1'), field(f), `${f} is refused for a clone`);
+    }
+  });
+
+  it('a template key changes with everything that shapes a booted VM, and only that', () => {
+    const base = specFromRequest({ image: 'app', env: { A: '1', B: '2' } }, image, 'one', qemu);
+    const k = templateKey(image, base);
+    assert.equal(templateKey(image, { ...base, name: 'two', ports: [{ hostPort: 1, guestPort: 2, hostAddr: '127.0.0.1', protocol: 'tcp' }], stopTimeoutMs: 1 }), k, 'name, ports and stop timeout are the clone\'s own');
+    assert.equal(templateKey(image, { ...base, env: { B: '2', A: '1' } }), k, 'env order does not matter');
+    for (const changed of [{ ...base, env: { A: '1' } }, { ...base, args: ['x'] }, { ...base, vcpus: 2 }, { ...base, memMiB: 256 }, { ...base, driver: 'other' }]) {
+      assert.notEqual(templateKey(image, changed), k);
+    }
+    assert.notEqual(templateKey({ ...image, digest: 'sha256:bb' }, base), k, 'a rebuilt image');
+    assert.notEqual(templateKey({ ...image, kernel: { id: 'k2' } }, base), k, 'another kernel');
+  });
+});
