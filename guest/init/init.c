@@ -1065,6 +1065,22 @@ static void agent_renew(pid_t app, char **t) {
   agent_ok("renewed");
 }
 
+/* A paused VM's clock stood still while its vCPUs did (no kvmclock under TCG): the host
+ * sets it again on resume. */
+static void agent_clock(const char *ms) {
+  long long time_ms;
+  if (parse_uint(ms, 253402300799999LL, &time_ms) < 0 || time_ms < 1) {
+    agent_err("clock: bad time");
+    return;
+  }
+  struct timeval tv = {.tv_sec = (time_t)(time_ms / 1000), .tv_usec = (suseconds_t)(time_ms % 1000) * 1000};
+  if (settimeofday(&tv, NULL) < 0) {
+    agent_err("clock: %s", strerror(errno));
+    return;
+  }
+  agent_ok("clock");
+}
+
 static void agent_command(pid_t app, char *line, size_t len) {
   if (memchr(line, 0, len)) {
     agent_err("NUL byte in line");
@@ -1090,7 +1106,9 @@ static void agent_command(pid_t app, char *line, size_t len) {
     logmsg("agent: thawed");
     agent_ok("thawed");
   } else if (!strcmp(t[0], "renew") && n == 8) agent_renew(app, t + 1);
-  else if (!strcmp(t[0], "ping") || !strcmp(t[0], "freeze") || !strcmp(t[0], "thaw") || !strcmp(t[0], "renew"))
+  else if (!strcmp(t[0], "clock") && n == 2) agent_clock(t[1]);
+  else if (!strcmp(t[0], "ping") || !strcmp(t[0], "freeze") || !strcmp(t[0], "thaw") || !strcmp(t[0], "renew") ||
+           !strcmp(t[0], "clock"))
     agent_err("%s: wrong number of arguments", t[0]);
   else agent_err("unknown command");
 }

@@ -2,6 +2,7 @@ import { foregroundUsers } from './foreground-run.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { ImageManifest } from './models.js';
 import type { ImageRepository, StateStore } from './ports.js';
+import type { SnapshotService } from './snapshots/snapshot-service.js';
 import { UigniterError } from './errors.js';
 
 /** Images as the API sees them: builds one at a time per name, removal refused while used. */
@@ -12,6 +13,7 @@ export class ImageService {
     private readonly repo: ImageRepository,
     private readonly store: StateStore,
     private readonly vmsDir: string,
+    private readonly snapshots: SnapshotService,
   ) {}
 
   list(): Promise<ImageManifest[]> {
@@ -27,16 +29,28 @@ export class ImageService {
     return this.builds.run(ref.split(':')[0] ?? ref, () => this.repo.build(path, ref));
   }
 
-  remove(ref: string): Promise<ImageManifest> {
-    return this.repo.remove(
+  /**
+   * Removes an image unless a VM or a named snapshot uses it; its templates go with it. The
+   * layers a VM or a snapshot still needs (of this or an older build) are kept.
+   */
+  async remove(ref: string): Promise<ImageManifest> {
+    const removed = await this.repo.remove(
       ref,
       async (m) => {
         const imageRef = `${m.name}:${m.tag}`;
         const vms = this.store.listVms().filter((v) => v.spec.image === imageRef);
         if (vms.length > 0) return `VM${vms.length > 1 ? 's' : ''} ${vms.map((v) => v.name).join(', ')}`;
+        const snaps = this.store.listSnapshots('snapshot').filter((s) => s.spec.image === imageRef);
+        if (snaps.length > 0) return `snapshot${snaps.length > 1 ? 's' : ''} ${snaps.map((s) => s.name).join(', ')}`;
         return foregroundUsers(this.vmsDir, imageRef);
       },
-      async () => new Set(this.store.listVms().flatMap((v) => v.manifest.layers.map((l) => l.id))),
+      async () =>
+        new Set([
+          ...this.store.listVms().flatMap((v) => v.manifest.layers.map((l) => l.id)),
+          ...this.store.listSnapshots().filter((s) => s.kind === 'snapshot').flatMap((s) => s.manifest.layers.map((l) => l.id)),
+        ]),
     );
+    await this.snapshots.dropTemplatesOf(`${removed.name}:${removed.tag}`);
+    return removed;
   }
 }

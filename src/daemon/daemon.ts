@@ -86,7 +86,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
     log.info(report, 'reconciled state with running VMs');
     const { app } = await createApi({
       core,
-      images: new ImageService(images, store, paths.vms),
+      images: new ImageService(images, store, paths.vms, core.snapshots),
       volumes: new VolumeService(store, disks),
       version: packageVersion(),
       token: cfg.token,

@@ -19,6 +19,7 @@ import { decodeToken, encodeToken } from './config-drive.js';
  *   thaw                      -> ok thawed
  *   renew <ip> <prefix> <gateway> <mac> <hostname> <unix-time-ms> <entropy-hex>
  *                             -> ok renewed
+ *   clock <unix-time-ms>      -> ok clock
  *   anything else             -> err <message>      (the message is one encoded token)
  *
  * freeze: quiesce the app before a snapshot. When the app runs with our Node hooks
@@ -28,6 +29,7 @@ import { decodeToken, encodeToken } from './config-drive.js';
  *   disks. `1` says the hooks acknowledged. A freeze while frozen answers the same again.
  * thaw: the VM goes on as the same machine (after a snapshot of a running VM, or a pause):
  *   the hooks are told "go on" and the group gets SIGCONT. A thaw while not frozen is ok.
+ * clock: sets the wall clock (a paused VM's clock stood still while it was paused).
  * renew: the VM is a restored clone (or a suspended VM resumed) and must become a distinct
  *   machine before app code runs again. In this order: the entropy bytes (32-256, in hex)
  *   are mixed into the kernel's pool and credited, and the kernel's CRNG is reseeded; the
@@ -67,6 +69,7 @@ export type AgentCommand =
   | { kind: 'ping' }
   | { kind: 'freeze' }
   | { kind: 'thaw' }
+  | { kind: 'clock'; timeMs: number }
   | { kind: 'renew'; identity: GuestIdentity };
 
 export type AgentReply = { kind: 'ok'; words: string[] } | { kind: 'err'; message: string };
@@ -101,6 +104,9 @@ export function formatCommand(cmd: AgentCommand): string {
     case 'freeze':
     case 'thaw':
       return line(cmd.kind);
+    case 'clock':
+      if (!Number.isSafeInteger(cmd.timeMs) || cmd.timeMs <= 0) throw new Error(`guest clock: bad timeMs: ${cmd.timeMs}`);
+      return line('clock', cmd.timeMs);
     case 'renew': {
       const id = cmd.identity;
       checkIdentity(id);

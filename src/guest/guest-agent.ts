@@ -58,6 +58,11 @@ export class GuestAgent {
     });
   }
 
+  /** Sets the guest's wall clock (after a pause). */
+  async clock(timeMs: number, timeoutMs = this.timeoutMs): Promise<void> {
+    await this.send({ kind: 'clock', timeMs }, timeoutMs, (w) => expect(w, ['clock']));
+  }
+
   async thaw(timeoutMs = this.timeoutMs): Promise<void> {
     await this.send({ kind: 'thaw' }, timeoutMs, (w) => expect(w, ['thawed']));
   }

@@ -81,6 +81,10 @@ describe('snapshots, clones, pause, suspend', () => {
     // The request made while paused completes once resumed (the first timed-out one may too).
     const answered = (await pending).count;
     assert.ok(answered >= 2 && answered <= 3, `the held request completed after resume (count ${answered})`);
+    // The guest's clock stood still for the 2 s it was paused; resume sets it again.
+    const hostNow = Date.now();
+    const guestNow = (await guestGet<Identity>(src.ip!, '/identity')).now;
+    assert.ok(Math.abs(guestNow - hostNow) < 1000, `the guest's clock is within 1 s of the host's after resume (${guestNow - hostNow} ms)`);
   });
 
   it('an app counting in memory, snapshotted at N, restored twice: both clones answer N+1', async () => {

@@ -37,6 +37,8 @@ describe('agent protocol: lines', () => {
     assert.equal(formatCommand({ kind: 'ping' }), 'ping\n');
     assert.equal(formatCommand({ kind: 'freeze' }), 'freeze\n');
     assert.equal(formatCommand({ kind: 'thaw' }), 'thaw\n');
+    assert.equal(formatCommand({ kind: 'clock', timeMs: 1800000000123 }), 'clock 1800000000123\n');
+    assert.throws(() => formatCommand({ kind: 'clock', timeMs: -1 }), /timeMs/);
     assert.equal(
       formatCommand({ kind: 'renew', identity }),
       `renew 172.30.0.7 24 172.30.0.1 52:55:ac:1e:00:07 web-2 1800000000123 ${'ab'.repeat(32)}\n`,

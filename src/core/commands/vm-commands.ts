@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
-import { invalid, UigniterError } from '../errors.js';
+import { GuestAgent } from '../../guest/guest-agent.js';
+import { invalid, messageOf, UigniterError } from '../errors.js';
 import type { ImageManifest, VmRecord, VmSpec } from '../models.js';
+import type { VmmProcess } from '../ports.js';
 import { COLD_BOOT, restorePlanFor } from '../plans/boot-plans.js';
 import type { BootMarks, RestoreSource } from '../steps/boot-context.js';
 import { release, saveState } from '../snapshots/save-state.js';
@@ -186,8 +188,22 @@ export class VmCommands {
       await proc.resume();
       const running = transition(vm, 'running', this.o.clock.now());
       this.fleet.records.save(running);
+      await this.syncClock(vm, proc);
       return running;
     });
+  }
+
+  /** The guest's clock stood still while it was paused: the agent sets it to the host's. */
+  private async syncClock(vm: VmRecord, proc: VmmProcess): Promise<void> {
+    let agent: GuestAgent | null = null;
+    try {
+      agent = new GuestAgent(await proc.openAgent());
+      await agent.clock(this.o.clock.now().getTime());
+    } catch (e) {
+      this.o.log(`VM ${vm.name} resumed, but its clock could not be set: ${messageOf(e)}`);
+    } finally {
+      agent?.close();
+    }
   }
 
   async remove(ref: string, opts: { force?: boolean; deleteVolumes?: boolean } = {}): Promise<VmRecord> {
