@@ -41,7 +41,7 @@ describe('API input checking', () => {
     ['an image name with ..', 'POST', '/vm/run', JSON.stringify({ image: '../../etc' }), 400, 'invalid_argument', 'image', /must not contain/],
     ['a name clash', 'POST', '/vm/run', JSON.stringify({ image: 'hello', name: 'taken' }), 409, 'already_exists', 'name', /a VM named 'taken' already exists/],
     ['stop of an unknown id', 'POST', '/vm/nosuchvm/stop', '', 404, 'not_found', undefined, /VM 'nosuchvm' not found/],
-    ['start of a running VM', 'POST', '/vm/taken/start', '', 409, 'conflict', undefined, /only a stopped or failed VM can be started/],
+    ['start of a running VM', 'POST', '/vm/taken/start', '', 409, 'conflict', undefined, /only a stopped, failed or suspended VM can be started/],
     ['delete of an unknown id', 'DELETE', '/vm/nosuchvm', undefined, 404, 'not_found', undefined, /not found/],
     ['a bad wait value', 'POST', '/vm/run?wait=forever', JSON.stringify({ image: 'hello' }), 400, 'invalid_argument', 'wait', /wait/],
     ['a bad stop timeout', 'POST', '/vm/taken/stop?timeout=-1', '', 400, 'invalid_argument', 'timeout', /timeout/],

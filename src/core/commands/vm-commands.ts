@@ -67,7 +67,7 @@ export class VmCommands {
       const origin = snap.kind === 'template' ? 'template' : 'snapshot';
       return { image: snap.manifest, spec, restore: { origin, snapshot: snap.name, state: snap.state }, wantTemplate: false };
     }
-    if (req.image === undefined) throw invalid('image', 'give image (to boot) or snapshot (to clone)');
+    if (req.image === undefined) throw invalid('image', "missing field 'image': give image (to boot) or snapshot (to clone)");
     const image = await this.o.images.get(req.image, 'image');
     const name = req.name ?? `${image.name.replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '') || 'vm'}-${id.slice(0, 6)}`;
     const vmm = this.o.drivers.get(req.driver ?? this.o.drivers.defaultName, 'driver');
