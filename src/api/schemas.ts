@@ -86,7 +86,8 @@ export const VmView = Type.Object(
       Type.Literal('stopped'),
       Type.Literal('failed'),
     ]),
-    origin: Type.Union([Type.Literal('cold'), Type.Literal('template'), Type.Literal('snapshot')], { description: 'how its current run began' }),
+    origin: Type.Union([Type.Literal('cold'), Type.Literal('template'), Type.Literal('snapshot'), Type.Literal('pool')], { description: 'how its current run began' }),
+    pool: Type.Union([Type.String(), Type.Null()], { description: 'the warm pool it is a spare of, until handed out' }),
     restoredFrom: Type.Union([Type.String(), Type.Null()], { description: 'the snapshot or template its memory comes from' }),
     driver: Type.String(),
     image: Type.String(),
@@ -212,3 +213,38 @@ export const VolumeView = Type.Object(
 export type VolumeView = Static<typeof VolumeView>;
 
 export const VolumeRef = Type.Object({ name: Name });
+
+export const PoolBody = Type.Object(
+  {
+    image: Type.String({ minLength: 1, maxLength: 200, description: 'NAME[:TAG]' }),
+    vcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+    memMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536 })),
+    args: Type.Optional(Type.Union([Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 }), Type.Null()])),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 16384 }))),
+    driver: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    size: Type.Integer({ minimum: 0, maximum: 64, description: 'spares kept booted and paused' }),
+  },
+  { additionalProperties: false, $id: 'PoolRequest' },
+);
+
+export const PoolView = Type.Object(
+  {
+    id: Type.String(),
+    image: Type.String(),
+    imageDigest: Type.String(),
+    vcpus: Type.Integer(),
+    memMiB: Type.Integer(),
+    env: Type.Record(Type.String(), Type.String()),
+    args: Type.Union([Type.Array(Type.String()), Type.Null()]),
+    driver: Type.String(),
+    size: Type.Integer(),
+    service: Type.Union([Type.String(), Type.Null()]),
+    ready: Type.Array(Type.String(), { description: 'paused spares, ready to hand out' }),
+    starting: Type.Array(Type.String(), { description: 'spares still booting' }),
+    createdAt: Type.String(),
+  },
+  { $id: 'Pool' },
+);
+export type PoolView = Static<typeof PoolView>;
+
+export const PoolRef = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });

@@ -1,5 +1,6 @@
 import type { ImageManifest, SnapshotRecord, VmRecord } from '../core/models.js';
-import type { ImageView, SnapshotView, VmView } from './schemas.js';
+import type { PoolStatus } from '../core/pools/pool-service.js';
+import type { ImageView, PoolView, SnapshotView, VmView } from './schemas.js';
 
 export function vmView(vm: VmRecord): VmView {
   return {
@@ -8,6 +9,7 @@ export function vmView(vm: VmRecord): VmView {
     state: vm.state,
     origin: vm.origin,
     restoredFrom: vm.restoredFrom,
+    pool: vm.pool,
     driver: vm.spec.driver,
     image: vm.spec.image,
     imageDigest: vm.manifest.digest,
@@ -64,5 +66,24 @@ export function snapshotView(s: SnapshotRecord, usedBy: string[]): SnapshotView 
     appQuiesced: s.state.appQuiesced,
     usedBy,
     createdAt: s.createdAt,
+  };
+}
+
+export function poolView(p: PoolStatus): PoolView {
+  const s = p.pool.spec;
+  return {
+    id: p.pool.id,
+    image: s.image,
+    imageDigest: p.pool.imageDigest,
+    vcpus: s.vcpus,
+    memMiB: s.memMiB,
+    env: s.env,
+    args: s.args,
+    driver: s.driver,
+    size: p.pool.size,
+    service: p.pool.service,
+    ready: p.ready,
+    starting: p.starting,
+    createdAt: p.pool.createdAt,
   };
 }

@@ -1,8 +1,8 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { ErrorCode } from '../core/errors.js';
-import type { ImageView, RunBody, SnapshotView, VmView, VolumeView } from '../api/schemas.js';
+import type { ImageView, PoolView, RunBody, SnapshotView, VmView, VolumeView } from '../api/schemas.js';
 
-export type { ImageView, RunBody, SnapshotView, VmView, VolumeView };
+export type { ImageView, PoolView, RunBody, SnapshotView, VmView, VolumeView };
 
 /** An error answer of the API, with its code, HTTP status and the field at fault. */
 export class ApiError extends Error {
@@ -177,6 +177,22 @@ export class UigniterClient {
 
   removeVolume(name: string): Promise<void> {
     return this.call('DELETE', `/volumes/${encodeURIComponent(name)}`);
+  }
+
+  createPool(body: { image: string; size: number; vcpus?: number; memMiB?: number; env?: Record<string, string>; args?: string[] | null }): Promise<PoolView> {
+    return this.call('POST', '/pools', body);
+  }
+
+  async pools(): Promise<PoolView[]> {
+    return (await this.call<{ pools: PoolView[] }>('GET', '/pools')).pools;
+  }
+
+  getPool(id: string): Promise<PoolView> {
+    return this.call('GET', `/pools/${encodeURIComponent(id)}`);
+  }
+
+  removePool(id: string): Promise<void> {
+    return this.call('DELETE', `/pools/${encodeURIComponent(id)}`);
   }
 
   /** Any call, for scripts and tests that need the raw answer. */

@@ -70,8 +70,8 @@ export interface VmSpec {
 
 export type VmState = 'creating' | 'booting' | 'running' | 'paused' | 'stopping' | 'suspended' | 'stopped' | 'failed';
 
-/** How the VM's current run began: a cold boot, a restore of a template or of a named snapshot. */
-export type VmOrigin = 'cold' | 'template' | 'snapshot';
+/** How the VM's current run began: a cold boot, a restore of a template or of a named snapshot, or a warm pool's spare handed out. */
+export type VmOrigin = 'cold' | 'template' | 'snapshot' | 'pool';
 
 /** How a create asks to boot: from a template when one fits (auto), or never (cold), or only from one (template). */
 export type BootMode = 'auto' | 'cold' | 'template';
@@ -99,6 +99,8 @@ export interface VmRecord {
   restoredFrom: string | null;
   /** While suspended (and while running from that suspension): the saved state in the VM's directory. */
   suspendedState: SavedState | null;
+  /** The warm pool it is a spare of (paused, waiting to be handed out); null once handed out. */
+  pool: string | null;
   createdAt: string;
   updatedAt: string;
   stateChangedAt: string;
@@ -151,4 +153,17 @@ export interface BootMarks {
   vmmStart?: number;
   vmmLaunched?: number;
   ready?: number;
+}
+
+/** What a warm pool keeps ready: VMs of one spec, booted (or restored) and paused. */
+export interface PoolRecord {
+  id: string;
+  /** The spec its spares run with (their names are the pool's own). */
+  spec: VmSpec;
+  /** The image digest the spec was checked against; a rebuilt image refills the pool. */
+  imageDigest: string;
+  size: number;
+  /** The service it belongs to, when a service made it. */
+  service: string | null;
+  createdAt: string;
 }

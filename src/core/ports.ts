@@ -4,7 +4,7 @@
  * never sees a QEMU flag, an `ip` command or SQL.
  */
 import type { Duplex } from 'node:stream';
-import type { ImageManifest, SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from './models.js';
+import type { ImageManifest, PoolRecord, SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from './models.js';
 
 // ---------- VMM driver ----------
 
@@ -226,6 +226,11 @@ export interface StateStore {
   templateFor(key: string): SnapshotRecord | null;
   listSnapshots(kind?: SnapshotKind): SnapshotRecord[];
   deleteSnapshot(name: string): void;
+  insertPool(p: PoolRecord): void;
+  updatePool(p: PoolRecord): void;
+  getPool(id: string): PoolRecord | null;
+  listPools(): PoolRecord[];
+  deletePool(id: string): void;
 }
 
 export interface Clock {

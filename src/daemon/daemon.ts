@@ -84,6 +84,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
     core.records.on('transition', (vm, from) => log.info({ vm: vm.name, id: vm.id, from, to: vm.state, error: vm.error ?? undefined }, 'vm state'));
     const report = await core.reconciler.reconcile();
     log.info(report, 'reconciled state with running VMs');
+    core.pools.start();
     const { app } = await createApi({
       core,
       images: new ImageService(images, store, paths.vms, core.snapshots),
@@ -118,6 +119,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
         if (closed) return;
         closed = true;
         await app.close();
+        core.pools.close();
         const stopVms = opts.stopVms ?? cfg.stopVmsOnExit;
         await core.vms.shutdown(stopVms);
         for (const c of cleanups.reverse()) await c().catch(() => undefined);

@@ -42,4 +42,13 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE vms SET record = json_insert(record, '$.origin', 'cold', '$.restoredFrom', json('null'),
     '$.suspendedState', json('null'), '$.spec.driver', 'qemu');
   `,
+  // 3: warm pools; VMs may be a pool's spare.
+  `
+  CREATE TABLE pools (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  UPDATE vms SET record = json_insert(record, '$.pool', json('null'));
+  `,
 ];

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from '../core/models.js';
+import type { PoolRecord, SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from '../core/models.js';
 import type { IpLease, LeaseStore, StateStore } from '../core/ports.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -194,6 +194,29 @@ export class SqliteStore implements StateStore, LeaseStore {
 
   deleteSnapshot(name: string): void {
     this.db.prepare('DELETE FROM snapshots WHERE name = ?').run(name);
+  }
+
+  // ---------- warm pools ----------
+
+  insertPool(p: PoolRecord): void {
+    this.db.prepare('INSERT INTO pools (id, record, created_at) VALUES (?, ?, ?)').run(p.id, JSON.stringify(p), p.createdAt);
+  }
+
+  updatePool(p: PoolRecord): void {
+    this.db.prepare('UPDATE pools SET record = ? WHERE id = ?').run(JSON.stringify(p), p.id);
+  }
+
+  getPool(id: string): PoolRecord | null {
+    const r = this.db.prepare('SELECT record FROM pools WHERE id = ?').get(id) as { record: string } | undefined;
+    return r ? (JSON.parse(r.record) as PoolRecord) : null;
+  }
+
+  listPools(): PoolRecord[] {
+    return (this.db.prepare('SELECT record FROM pools ORDER BY created_at, id').all() as { record: string }[]).map((r) => JSON.parse(r.record) as PoolRecord);
+  }
+
+  deletePool(id: string): void {
+    this.db.prepare('DELETE FROM pools WHERE id = ?').run(id);
   }
 
   close(): void {

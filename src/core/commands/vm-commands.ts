@@ -6,6 +6,7 @@ import type { ImageManifest, VmRecord, VmSpec } from '../models.js';
 import type { VmmProcess } from '../ports.js';
 import { COLD_BOOT, restorePlanFor } from '../plans/boot-plans.js';
 import type { BootMarks, RestoreSource } from '../steps/boot-context.js';
+import { takeSpare } from '../pools/spare-handout.js';
 import { release, saveState } from '../snapshots/save-state.js';
 import type { SnapshotService } from '../snapshots/snapshot-service.js';
 import { cloneSpec, specFromRequest, type CreateVmRequest } from '../vm-request.js';
@@ -29,13 +30,22 @@ export class VmCommands {
     return this.fleet.o;
   }
 
-  async create(req: CreateVmRequest, wait: WaitFor = 'ready', marks: BootMarks = {}): Promise<VmRecord> {
+  /**
+   * Creates a VM: a warm pool's spare when one fits, else restored from the spec's template
+   * when one exists, else booted cold; or a clone of a named snapshot. `pool` marks the VM
+   * as a spare of that pool (the pool service makes its spares this way).
+   */
+  async create(req: CreateVmRequest, wait: WaitFor = 'ready', marks: BootMarks = {}, opts: { pool?: string } = {}): Promise<VmRecord> {
     const id = randomBytes(8).toString('hex');
     const { image, spec, restore, wantTemplate } = await this.decide(req, id);
+    if (req.snapshot === undefined && req.boot !== 'cold' && opts.pool === undefined) {
+      const spare = await takeSpare(this.fleet, image, spec, marks, (spareId) => this.remove(spareId, { force: true }));
+      if (spare) return spare;
+    }
     const vm = await this.fleet.locks.run('create', async () => {
       if (this.o.store.getVm(spec.name)) throw new UigniterError('already_exists', `a VM named '${spec.name}' already exists`, 'name');
       checkLimits(this.fleet.records.list(), this.o.limits, spec.vcpus, spec.memMiB, true);
-      const record = newRecord(id, spec, image, this.o.clock.now().toISOString());
+      const record = { ...newRecord(id, spec, image, this.o.clock.now().toISOString()), pool: opts.pool ?? null };
       await mkdir(this.fleet.runDir(id), { recursive: true, mode: 0o700 });
       this.fleet.records.insert(record);
       return record;
@@ -249,6 +259,7 @@ export function newRecord(id: string, spec: VmSpec, image: ImageManifest, now: s
     origin: 'cold',
     restoredFrom: null,
     suspendedState: null,
+    pool: null,
     createdAt: now,
     updatedAt: now,
     stateChangedAt: now,

@@ -131,6 +131,13 @@ export class SnapshotService {
     this.wantTemplate.add(vmId);
   }
 
+  /** Makes the VM its spec's template now, unless the spec has one (the pool's first spare). */
+  async templateNow(id: string): Promise<void> {
+    this.wantTemplate.delete(id);
+    if (!this.fleet.o.templates) return;
+    await this.captureTemplate(id);
+  }
+
   /** After one request to its readiness check, the VM is saved as its spec's template. */
   private async captureTemplate(id: string): Promise<void> {
     const vm = this.fleet.records.get(id);

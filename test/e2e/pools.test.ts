@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { Resolver } from 'node:dns/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApiError, type PoolView } from '../../src/client/client.js';
+import { buildFixture, guestGet, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
+import { FIXTURES, qemuProcesses, waitFor } from '../helpers.js';
+
+async function resolveOnHost(d: TestDaemon, name: string): Promise<string | null> {
+  const [base] = d.linkNet.split('/');
+  const parts = base!.split('.').map(Number);
+  parts[3]! += 1;
+  const r = new Resolver({ timeout: 1000, tries: 1 });
+  r.setServers([parts.join('.')]);
+  return r.resolve4(`${name}.uigniter.internal`).then(
+    (a) => a[0] ?? null,
+    () => null,
+  );
+}
+
+const full = (d: TestDaemon, id: string, size: number): Promise<PoolView> =>
+  waitFor(
+    async () => {
+      const p = await d.client.getPool(id);
+      return p.ready.length === size && p.starting.length === 0 ? p : null;
+    },
+    120_000,
+    `pool ${id} to hold ${size} paused spares`,
+    200,
+  );
+
+/**
+ * Warm pools on real guests: spares booted and paused, handed out by POST /vm/run of their
+ * spec as distinct, renamed machines, refilled, counted against the limits, kept across a
+ * daemon SIGKILL, and removed with their pool.
+ */
+describe('warm pools', () => {
+  let d: TestDaemon;
+  let poolId: string;
+
+  before(async () => {
+    d = await startTestDaemon({ args: ['--max-vms', '3'] });
+    await buildFixture(d.home, join(FIXTURES, 'counter'), 'counter');
+  });
+  after(async () => {
+    await d?.destroy();
+  });
+
+  it('keeps its spares booted and paused', async () => {
+    const p = await d.client.createPool({ image: 'counter', size: 2 });
+    poolId = p.id;
+    const ready = await full(d, poolId, 2);
+    const vms = await d.client.list();
+    for (const name of ready.ready) {
+      const vm = vms.find((v) => v.name === name)!;
+      assert.equal(vm.state, 'paused');
+      assert.equal(vm.pool, poolId);
+      await assert.rejects(guestGet(vm.ip!, '/healthz', 800), 'a paused spare does not answer');
+    }
+  });
+
+  it('POST /vm/run of its spec takes a spare: renamed, resumed, answering, and the pool refills', async () => {
+    const spares = (await d.client.list()).filter((v) => v.pool === poolId);
+    assert.equal(spares.length, 2, 'two spares were there');
+    const vm = await d.client.run({ image: 'counter', name: 'handed' });
+    assert.equal(vm.origin, 'pool');
+    assert.equal(vm.pool, null);
+    assert.equal(vm.state, 'running');
+    const taken = spares.find((s) => s.id === vm.id);
+    assert.ok(taken, 'the VM is one of the spares');
+    assert.equal(vm.ip, taken.ip, 'it keeps the address the spare had');
+    const id = await guestGet<{ hostname: string; ip: string; now: number }>(vm.ip!, '/identity');
+    assert.equal(id.hostname, 'handed', 'the guest took the name it was given');
+    assert.equal(id.ip, vm.ip);
+    assert.ok(Math.abs(id.now - Date.now()) < 1000, 'its clock is the host\'s');
+    assert.equal(await resolveOnHost(d, 'handed'), vm.ip, 'its new name resolves');
+    assert.equal(await resolveOnHost(d, taken.name), null, 'its spare name no longer resolves');
+    // The pool starts a new spare: with the handed-out VM, --max-vms 3 is then reached.
+    const refilled = await full(d, poolId, 2);
+    assert.ok(!refilled.ready.includes(taken.name));
+    const err = await d.client.run({ image: 'counter', boot: 'cold', name: 'no-room' }).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof ApiError && err.status === 429, `the spares count against the limits (${String(err)})`);
+    await d.client.remove('handed', { force: true });
+  });
+
+  it('a daemon SIGKILLed keeps its pool: the same spares are adopted, none added', async () => {
+    const vmsBefore = (await d.client.list()).map((v) => `${v.id}:${v.state}`).sort();
+    const pids = (await qemuProcesses(d.home)).sort();
+    await d.kill('SIGKILL');
+    await d.restart();
+    assert.deepEqual((await d.client.pools()).map((p) => p.id), [poolId]);
+    await full(d, poolId, 2);
+    assert.deepEqual((await d.client.list()).map((v) => `${v.id}:${v.state}`).sort(), vmsBefore);
+    assert.deepEqual((await qemuProcesses(d.home)).sort(), pids);
+  });
+
+  it('bad pool requests answer 4xx and change nothing', async () => {
+    for (const [body, field] of [
+      [{ image: 'counter', size: -1 }, 'size'],
+      [{ image: 'counter', size: 65 }, 'size'],
+      [{ image: 'no-such-image', size: 1 }, 'image'],
+      [{ image: 'counter', size: 1, colour: 'red' }, undefined],
+    ] as const) {
+      const err = await d.client.raw('POST', '/pools', body).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof ApiError && err.status >= 400 && err.status < 500, `${JSON.stringify(body)} is refused (${String(err)})`);
+      if (field) assert.equal(err.field, field);
+    }
+    assert.equal((await d.client.pools()).length, 1);
+  });
+
+  it('DELETE /pools/{id} removes the pool and its spares', async () => {
+    await d.client.removePool(poolId);
+    assert.deepEqual(await d.client.pools(), []);
+    assert.deepEqual((await d.client.list()).filter((v) => v.pool !== null), []);
+    assert.deepEqual(await qemuProcesses(d.home), []);
+    assert.deepEqual(await d.taps(), []);
+    assert.deepEqual(d.leases(), []);
+  });
+});
