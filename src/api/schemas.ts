@@ -248,3 +248,93 @@ export const PoolView = Type.Object(
 export type PoolView = Static<typeof PoolView>;
 
 export const PoolRef = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+const ProbeBody = Type.Object(
+  {
+    http: Type.Optional(Type.Object({ path: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false })),
+    tcp: Type.Optional(Type.Boolean()),
+    intervalMs: Type.Optional(Type.Integer()),
+    timeoutMs: Type.Optional(Type.Integer()),
+    failures: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
+
+export const ServiceBody = Type.Object(
+  {
+    name: Name,
+    image: Type.String({ minLength: 1, maxLength: 200, description: 'NAME[:TAG]' }),
+    vcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+    memMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536 })),
+    args: Type.Optional(Type.Union([Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 }), Type.Null()])),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 16384 }))),
+    port: Type.Optional(Type.Integer({ description: 'the guest port the app serves on; the gateway forwards to it' })),
+    replicas: Type.Object({ min: Type.Integer(), max: Type.Integer() }, { additionalProperties: false }),
+    health: Type.Optional(Type.Object({ readiness: Type.Optional(ProbeBody), liveness: Type.Optional(ProbeBody) }, { additionalProperties: false })),
+    restart: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('on-failure'), Type.Literal('never')])),
+    autoscale: Type.Optional(
+      Type.Object(
+        {
+          metric: Type.Union([Type.Literal('inflight'), Type.Literal('rps'), Type.Literal('http-json')]),
+          target: Type.Number(),
+          url: Type.Optional(Type.String({ maxLength: 2048 })),
+          field: Type.Optional(Type.String({ maxLength: 256 })),
+          scaleToZeroAfterMs: Type.Optional(Type.Integer()),
+          stableWindowMs: Type.Optional(Type.Integer()),
+          panicWindowMs: Type.Optional(Type.Integer()),
+          cooldownMs: Type.Optional(Type.Integer()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    pool: Type.Optional(Type.Object({ size: Type.Integer() }, { additionalProperties: false })),
+    gateway: Type.Optional(Type.Object({ hostPort: Type.Optional(Type.Integer()), hostAddr: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false })),
+    stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
+  },
+  { additionalProperties: false, $id: 'ServiceRequest' },
+);
+
+export const ServicePatch = Type.Object(
+  {
+    replicas: Type.Optional(Type.Object({ min: Type.Optional(Type.Integer()), max: Type.Optional(Type.Integer()) }, { additionalProperties: false })),
+    desired: Type.Optional(Type.Integer({ description: 'replicas wanted now (within min..max); the autoscaler, when set, changes it again' })),
+  },
+  { additionalProperties: false },
+);
+
+export const ServiceView = Type.Object(
+  {
+    name: Type.String(),
+    image: Type.String(),
+    port: Type.Union([Type.Integer(), Type.Null()]),
+    replicas: Type.Object({ min: Type.Integer(), max: Type.Integer() }),
+    restart: Type.String(),
+    autoscale: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    pool: Type.Union([Type.Object({ id: Type.String(), size: Type.Integer() }), Type.Null()]),
+    status: Type.Object({ desired: Type.Integer(), ready: Type.Integer(), running: Type.Integer() }),
+    gateway: Type.Union([Type.String(), Type.Null()], { description: 'the URL that reaches the service from the host' }),
+    vms: Type.Array(Type.Object({ name: Type.String(), state: Type.String(), ip: Type.Union([Type.String(), Type.Null()]), origin: Type.String() })),
+    createdAt: Type.String(),
+  },
+  { $id: 'Service' },
+);
+export type ServiceView = Static<typeof ServiceView>;
+
+export const ServiceRef = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
+
+export const ServiceEventView = Type.Object({
+  id: Type.Integer(),
+  at: Type.String(),
+  kind: Type.String(),
+  message: Type.String(),
+  data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+});
+
+export const ScalePointView = Type.Object({
+  t: Type.Number(),
+  metric: Type.Union([Type.Number(), Type.Null()]),
+  desired: Type.Integer(),
+  ready: Type.Integer(),
+  running: Type.Integer(),
+  decision: Type.Optional(Type.Object({ from: Type.Integer(), to: Type.Integer(), reason: Type.String() })),
+});

@@ -8,6 +8,7 @@ import { installErrorHandler } from './error-handler.js';
 import { ApiMetrics } from './metrics.js';
 import { imageRoutes } from './routes/images.js';
 import { poolRoutes } from './routes/pools.js';
+import { serviceRoutes } from './routes/services.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { systemRoutes } from './routes/system.js';
 import { vmRoutes } from './routes/vm.js';
@@ -76,12 +77,13 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
   await app.register(swagger, {
     openapi: {
       info: { title: 'uigniter', description: 'Run apps as microVMs', version: o.version },
-      tags: [{ name: 'vm' }, { name: 'snapshots' }, { name: 'pools' }, { name: 'images' }, { name: 'volumes' }, { name: 'system' }],
+      tags: [{ name: 'vm' }, { name: 'snapshots' }, { name: 'pools' }, { name: 'services' }, { name: 'images' }, { name: 'volumes' }, { name: 'system' }],
     },
   });
   await app.register(vmRoutes, { core: o.core });
   await app.register(snapshotRoutes, { snapshots: o.core.snapshots });
   await app.register(poolRoutes, { pools: o.core.pools });
+  await app.register(serviceRoutes, { services: o.core.services });
   await app.register(imageRoutes, { images: o.images });
   await app.register(volumeRoutes, { volumes: o.volumes });
   await app.register(systemRoutes, { metrics, info: { version: o.version, vmCount: () => o.core.records.list().length } });

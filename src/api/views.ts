@@ -1,6 +1,7 @@
 import type { ImageManifest, SnapshotRecord, VmRecord } from '../core/models.js';
 import type { PoolStatus } from '../core/pools/pool-service.js';
-import type { ImageView, PoolView, SnapshotView, VmView } from './schemas.js';
+import type { ServiceStatus } from '../core/services/service-manager.js';
+import type { ImageView, PoolView, ServiceView, SnapshotView, VmView } from './schemas.js';
 
 export function vmView(vm: VmRecord): VmView {
   return {
@@ -85,5 +86,22 @@ export function poolView(p: PoolStatus): PoolView {
     ready: p.ready,
     starting: p.starting,
     createdAt: p.pool.createdAt,
+  };
+}
+
+export function serviceView(s: ServiceStatus): ServiceView {
+  const spec = s.record.spec;
+  return {
+    name: spec.name,
+    image: spec.vm.image,
+    port: spec.port,
+    replicas: spec.replicas,
+    restart: spec.restart,
+    autoscale: spec.autoscale ? { ...spec.autoscale } : null,
+    pool: s.record.poolId && spec.pool ? { id: s.record.poolId, size: spec.pool.size } : null,
+    status: { desired: s.desired, ready: s.ready, running: s.running },
+    gateway: s.gateway,
+    vms: s.replicas.map((v) => ({ name: v.name, state: v.state, ip: v.ip, origin: v.origin })),
+    createdAt: s.record.createdAt,
   };
 }

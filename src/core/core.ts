@@ -4,6 +4,8 @@ import { VmCommands } from './commands/vm-commands.js';
 import { VmLogs } from './queries/vm-logs.js';
 import type { VmRecords } from './supervision/vm-records.js';
 import { PoolService } from './pools/pool-service.js';
+import type { ReplicaSource, ServiceGateway } from './ports.js';
+import { ServiceManager } from './services/service-manager.js';
 import { SnapshotService } from './snapshots/snapshot-service.js';
 
 /** The application layer, assembled: what the API and the daemon use of the core. */
@@ -12,19 +14,31 @@ export interface Core {
   vms: VmCommands;
   snapshots: SnapshotService;
   pools: PoolService;
+  services: ServiceManager;
   logs: VmLogs;
   reconciler: Reconciler;
 }
 
-export function createCore(o: FleetOptions): Core {
+/** The gateway is an adapter that asks the services for replicas: it is built with their source. */
+export type GatewayFactory = (source: ReplicaSource) => ServiceGateway;
+
+export function createCore(o: FleetOptions, gateway?: GatewayFactory): Core {
   const fleet = new Fleet(o);
   const snapshots = new SnapshotService(fleet);
   const vms = new VmCommands(fleet, snapshots);
+  const pools = new PoolService(fleet, vms, snapshots);
+  let services: ServiceManager | null = null;
+  const source: ReplicaSource = {
+    ready: (name) => services?.ready(name) ?? [],
+    wake: (name) => services?.wake(name) ?? Promise.reject(new Error('services are not running')),
+  };
+  services = new ServiceManager(fleet, vms, pools, gateway ? gateway(source) : null);
   return {
     records: fleet.records,
     vms,
     snapshots,
-    pools: new PoolService(fleet, vms, snapshots),
+    pools,
+    services,
     logs: new VmLogs(fleet),
     reconciler: new Reconciler(fleet),
   };

@@ -1,3 +1,5 @@
+import type { AutoscaleSettings } from './autoscale/autoscale-settings.js';
+
 /** Plain data of the domain. No behaviour here; see vm-state.ts for the state machine. */
 
 export type ReadyCheck =
@@ -101,6 +103,8 @@ export interface VmRecord {
   suspendedState: SavedState | null;
   /** The warm pool it is a spare of (paused, waiting to be handed out); null once handed out. */
   pool: string | null;
+  /** The service it is a replica of. */
+  service: string | null;
   createdAt: string;
   updatedAt: string;
   stateChangedAt: string;
@@ -166,4 +170,53 @@ export interface PoolRecord {
   /** The service it belongs to, when a service made it. */
   service: string | null;
   createdAt: string;
+}
+
+/** How a service checks a replica: an HTTP GET of a path (2xx/3xx) or a TCP connect to its port. */
+export interface Probe {
+  kind: 'http' | 'tcp';
+  path: string | null;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failures that count as failed. */
+  failures: number;
+}
+
+export type RestartPolicy = 'always' | 'on-failure' | 'never';
+
+/** What a user asked of a service, checked. */
+export interface ServiceSpec {
+  name: string;
+  /** The replicas' VM spec (their names are the service's). */
+  vm: VmSpec;
+  /** The guest port the app serves on (the gateway forwards to it); null: no gateway. */
+  port: number | null;
+  replicas: { min: number; max: number };
+  health: { readiness: Probe | null; liveness: Probe | null };
+  restart: RestartPolicy;
+  /** Autoscale settings (see core/autoscale/autoscale-settings.ts), or null: desired is set by hand. */
+  autoscale: AutoscaleSettings | null;
+  pool: { size: number } | null;
+  gateway: { hostAddr: string; hostPort: number | null };
+}
+
+export interface ServiceRecord {
+  spec: ServiceSpec;
+  /** Replicas wanted now (by hand, or the autoscaler's last decision). */
+  desired: number;
+  poolId: string | null;
+  /** The host port its gateway listens on, kept across restarts. */
+  gatewayPort: number | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ServiceEvent {
+  id: number;
+  service: string;
+  at: string;
+  /** created, scaled, replica-started, replica-ready, replica-failed, restart, liveness-failed, replaced, woke, ... */
+  kind: string;
+  message: string;
+  data: Record<string, unknown> | null;
 }

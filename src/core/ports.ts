@@ -4,7 +4,7 @@
  * never sees a QEMU flag, an `ip` command or SQL.
  */
 import type { Duplex } from 'node:stream';
-import type { ImageManifest, PoolRecord, SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from './models.js';
+import type { ImageManifest, PoolRecord, ServiceEvent, ServiceRecord, SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from './models.js';
 
 // ---------- VMM driver ----------
 
@@ -178,6 +178,8 @@ export interface VmNetwork {
   publish(vmId: string, ip: string, ports: { hostAddr: string; hostPort: number; guestPort: number }[]): Promise<() => Promise<void>>;
   /** Names VMs resolve each other by. */
   setName(name: string, ip: string | null): void;
+  /** A service's name: the addresses of its ready replicas (none: it does not resolve). */
+  setServiceAddresses(name: string, ips: string[]): void;
 }
 
 export interface IpLease {
@@ -231,8 +233,62 @@ export interface StateStore {
   getPool(id: string): PoolRecord | null;
   listPools(): PoolRecord[];
   deletePool(id: string): void;
+  insertService(s: ServiceRecord): void;
+  updateService(s: ServiceRecord): void;
+  getService(name: string): ServiceRecord | null;
+  listServices(): ServiceRecord[];
+  deleteService(name: string): void;
+  addServiceEvent(e: Omit<ServiceEvent, 'id'>): ServiceEvent;
+  /** Events after `afterId` (0: from the first), oldest first, at most `limit`. */
+  serviceEvents(service: string, afterId: number, limit: number): ServiceEvent[];
+  deleteServiceEvents(service: string): void;
 }
 
 export interface Clock {
   now(): Date;
+}
+
+// ---------- service gateway ----------
+
+/** A ready replica of a service: a VM and the address its port answers on. */
+export interface Replica {
+  vmId: string;
+  ip: string;
+  port: number;
+}
+
+/** What the gateway asks of the service layer. */
+export interface ReplicaSource {
+  /** The service's ready replicas now (may be empty). */
+  ready(service: string): Replica[];
+  /** Asks for a replica to be started (scale from zero); readiness comes through replicasChanged(). */
+  wake(service: string): Promise<void>;
+}
+
+/** Counters for the autoscaler: `requests`, `failures` and `retries` only grow. */
+export interface GatewayStats {
+  service: string;
+  /** Requests being proxied now plus the queued ones. */
+  inflight: number;
+  queued: number;
+  requests: number;
+  failures: number;
+  retries: number;
+}
+
+export interface GatewayOpenOptions {
+  hostAddr: string;
+  /** 0 or undefined: a free port. */
+  hostPort?: number;
+  queueLimit: number;
+  holdTimeoutMs: number;
+}
+
+/** HTTP entry points of services on the host. */
+export interface ServiceGateway {
+  open(service: string, settings: GatewayOpenOptions): Promise<{ url: string; hostPort: number }>;
+  close(service: string): Promise<void>;
+  closeAll(): Promise<void>;
+  stats(service: string): GatewayStats | null;
+  replicasChanged(service: string): void;
 }

@@ -10,6 +10,7 @@ import type { FaultHook } from '../core/supervision/fleet.js';
 import { isActive, transition } from '../core/vm-state.js';
 import { VolumeService } from '../core/volume-service.js';
 import { QemuVmm } from '../drivers/qemu/qemu-vmm.js';
+import { HttpServiceGateway } from '../gateway/service-gateway.js';
 import { DriverRegistry } from './driver-registry.js';
 import { ImageStore } from '../images/image-store.js';
 import { HostNetwork } from '../network/host-network.js';
@@ -66,7 +67,8 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
     const drivers = DriverRegistry.builtIn({ log: say, memDir: paths.memory });
     const images = new ImageStore(paths);
     const disks = new Ext4Volumes(paths.volumes);
-    const core = createCore({
+    const core = createCore(
+      {
       store,
       images,
       drivers,
@@ -80,11 +82,14 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
       templates: cfg.templates,
       limits: cfg.limits,
       ...(hooks.faults ? { faults: hooks.faults } : {}),
-    });
+      },
+      (source) => new HttpServiceGateway(source),
+    );
     core.records.on('transition', (vm, from) => log.info({ vm: vm.name, id: vm.id, from, to: vm.state, error: vm.error ?? undefined }, 'vm state'));
     const report = await core.reconciler.reconcile();
     log.info(report, 'reconciled state with running VMs');
     core.pools.start();
+    await core.services.start();
     const { app } = await createApi({
       core,
       images: new ImageService(images, store, paths.vms, core.snapshots),
@@ -120,6 +125,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
         closed = true;
         await app.close();
         core.pools.close();
+        await core.services.close();
         const stopVms = opts.stopVms ?? cfg.stopVmsOnExit;
         await core.vms.shutdown(stopVms);
         for (const c of cleanups.reverse()) await c().catch(() => undefined);

@@ -9,21 +9,32 @@ import dnsPacket from 'dns-packet';
  */
 export class DnsServer {
   private socket: Socket | null = null;
-  private readonly names = new Map<string, string>();
+  private readonly names = new Map<string, string[]>();
 
   constructor(private readonly domain: string) {}
 
+  /** A VM's name: one address, or none. */
   set(name: string, ip: string | null): void {
-    if (ip) this.names.set(name.toLowerCase(), ip);
+    this.setAll(name, ip ? [ip] : []);
+  }
+
+  /** A service's name: the addresses of its ready replicas (several A records). */
+  setAll(name: string, ips: string[]): void {
+    if (ips.length > 0) this.names.set(name.toLowerCase(), [...ips]);
     else this.names.delete(name.toLowerCase());
   }
 
-  lookup(qname: string): string | null | undefined {
+  lookupAll(qname: string): string[] | null | undefined {
     const n = qname.toLowerCase().replace(/\.$/, '');
     const suffix = `.${this.domain}`;
     const short = n.endsWith(suffix) ? n.slice(0, -suffix.length) : n;
     if (short.includes('.')) return undefined; // not ours
     return this.names.get(short) ?? null;
+  }
+
+  lookup(qname: string): string | null | undefined {
+    const all = this.lookupAll(qname);
+    return all === undefined || all === null ? all : (all[0] ?? null);
   }
 
   async listen(address: string, port = 53): Promise<void> {
@@ -57,7 +68,7 @@ export class DnsServer {
     const question = q.questions?.[0];
     if (!question || q.type !== 'query') return null;
     const base = { id: q.id, type: 'response' as const, questions: q.questions };
-    const known = this.lookup(question.name);
+    const known = this.lookupAll(question.name);
     if (known === undefined) {
       return dnsPacket.encode({ ...base, flags: dnsPacket.RECURSION_DESIRED | 5 }); // REFUSED
     }
@@ -65,7 +76,7 @@ export class DnsServer {
       return dnsPacket.encode({ ...base, flags: dnsPacket.AUTHORITATIVE_ANSWER | 3 }); // NXDOMAIN
     }
     const answers: dnsPacket.Answer[] =
-      question.type === 'A' ? [{ type: 'A', name: question.name, ttl: 5, class: 'IN', data: known }] : [];
+      question.type === 'A' ? known.map((ip) => ({ type: 'A' as const, name: question.name, ttl: 5, class: 'IN' as const, data: ip })) : [];
     return dnsPacket.encode({ ...base, flags: dnsPacket.AUTHORITATIVE_ANSWER, answers });
   }
 

@@ -115,4 +115,8 @@ export class HostNetwork implements VmNetwork {
   setName(name: string, ip: string | null): void {
     this.dns.set(name, ip);
   }
+
+  setServiceAddresses(name: string, ips: string[]): void {
+    this.dns.setAll(name, ips);
+  }
 }

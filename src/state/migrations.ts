@@ -51,4 +51,22 @@ export const MIGRATIONS: readonly string[] = [
   );
   UPDATE vms SET record = json_insert(record, '$.pool', json('null'));
   `,
+  // 4: services and their events; VMs may be a service's replica.
+  `
+  CREATE TABLE services (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE service_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    data TEXT
+  );
+  CREATE INDEX service_events_service ON service_events(service, id);
+  UPDATE vms SET record = json_insert(record, '$.service', json('null'));
+  `,
 ];

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { PoolRecord, SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from '../core/models.js';
+import type { PoolRecord, ServiceEvent, ServiceRecord, SnapshotKind, SnapshotRecord, VmRecord, VmState, VolumeRecord } from '../core/models.js';
 import type { IpLease, LeaseStore, StateStore } from '../core/ports.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -217,6 +217,47 @@ export class SqliteStore implements StateStore, LeaseStore {
 
   deletePool(id: string): void {
     this.db.prepare('DELETE FROM pools WHERE id = ?').run(id);
+  }
+
+  // ---------- services ----------
+
+  insertService(s: ServiceRecord): void {
+    this.db.prepare('INSERT INTO services (name, record, created_at) VALUES (?, ?, ?)').run(s.spec.name, JSON.stringify(s), s.createdAt);
+  }
+
+  updateService(s: ServiceRecord): void {
+    this.db.prepare('UPDATE services SET record = ? WHERE name = ?').run(JSON.stringify(s), s.spec.name);
+  }
+
+  getService(name: string): ServiceRecord | null {
+    const r = this.db.prepare('SELECT record FROM services WHERE name = ?').get(name) as { record: string } | undefined;
+    return r ? (JSON.parse(r.record) as ServiceRecord) : null;
+  }
+
+  listServices(): ServiceRecord[] {
+    return (this.db.prepare('SELECT record FROM services ORDER BY created_at, name').all() as { record: string }[]).map((r) => JSON.parse(r.record) as ServiceRecord);
+  }
+
+  deleteService(name: string): void {
+    this.db.prepare('DELETE FROM services WHERE name = ?').run(name);
+  }
+
+  addServiceEvent(e: Omit<ServiceEvent, 'id'>): ServiceEvent {
+    const r = this.db
+      .prepare('INSERT INTO service_events (service, at, kind, message, data) VALUES (?, ?, ?, ?, ?)')
+      .run(e.service, e.at, e.kind, e.message, e.data ? JSON.stringify(e.data) : null);
+    return { ...e, id: Number(r.lastInsertRowid) };
+  }
+
+  serviceEvents(service: string, afterId: number, limit: number): ServiceEvent[] {
+    const rows = this.db
+      .prepare('SELECT * FROM service_events WHERE service = ? AND id > ? ORDER BY id LIMIT ?')
+      .all(service, afterId, limit) as { id: number; service: string; at: string; kind: string; message: string; data: string | null }[];
+    return rows.map((r) => ({ ...r, data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null }));
+  }
+
+  deleteServiceEvents(service: string): void {
+    this.db.prepare('DELETE FROM service_events WHERE service = ?').run(service);
   }
 
   close(): void {

@@ -35,17 +35,17 @@ export class VmCommands {
    * when one exists, else booted cold; or a clone of a named snapshot. `pool` marks the VM
    * as a spare of that pool (the pool service makes its spares this way).
    */
-  async create(req: CreateVmRequest, wait: WaitFor = 'ready', marks: BootMarks = {}, opts: { pool?: string } = {}): Promise<VmRecord> {
+  async create(req: CreateVmRequest, wait: WaitFor = 'ready', marks: BootMarks = {}, opts: { pool?: string; service?: string } = {}): Promise<VmRecord> {
     const id = randomBytes(8).toString('hex');
     const { image, spec, restore, wantTemplate } = await this.decide(req, id);
     if (req.snapshot === undefined && req.boot !== 'cold' && opts.pool === undefined) {
-      const spare = await takeSpare(this.fleet, image, spec, marks, (spareId) => this.remove(spareId, { force: true }));
+      const spare = await takeSpare(this.fleet, image, spec, marks, opts.service ?? null, (spareId) => this.remove(spareId, { force: true }));
       if (spare) return spare;
     }
     const vm = await this.fleet.locks.run('create', async () => {
       if (this.o.store.getVm(spec.name)) throw new UigniterError('already_exists', `a VM named '${spec.name}' already exists`, 'name');
       checkLimits(this.fleet.records.list(), this.o.limits, spec.vcpus, spec.memMiB, true);
-      const record = { ...newRecord(id, spec, image, this.o.clock.now().toISOString()), pool: opts.pool ?? null };
+      const record = { ...newRecord(id, spec, image, this.o.clock.now().toISOString()), pool: opts.pool ?? null, service: opts.service ?? null };
       await mkdir(this.fleet.runDir(id), { recursive: true, mode: 0o700 });
       this.fleet.records.insert(record);
       return record;
@@ -260,6 +260,7 @@ export function newRecord(id: string, spec: VmSpec, image: ImageManifest, now: s
     restoredFrom: null,
     suspendedState: null,
     pool: null,
+    service: null,
     createdAt: now,
     updatedAt: now,
     stateChangedAt: now,

@@ -13,7 +13,14 @@ import { transition } from '../vm-state.js';
  * runs on. Null when no spare fits; a spare that fails the handout is removed and the
  * next one tried.
  */
-export async function takeSpare(fleet: Fleet, image: ImageManifest, spec: VmSpec, marks: BootMarks, remove: (id: string) => Promise<unknown>): Promise<VmRecord | null> {
+export async function takeSpare(
+  fleet: Fleet,
+  image: ImageManifest,
+  spec: VmSpec,
+  marks: BootMarks,
+  service: string | null,
+  remove: (id: string) => Promise<unknown>,
+): Promise<VmRecord | null> {
   const key = templateKey(image, spec);
   const candidates = fleet.records
     .list()
@@ -28,7 +35,7 @@ export async function takeSpare(fleet: Fleet, image: ImageManifest, spec: VmSpec
       // The name is claimed under the create lock, as a create claims its own.
       await fleet.locks.run('create', async () => {
         if (fleet.o.store.getVm(spec.name)) throw new UigniterError('already_exists', `a VM named '${spec.name}' already exists`, 'name');
-        fleet.records.save({ ...spare, name: spec.name, spec: { ...spare.spec, name: spec.name, ports: spec.ports, stopTimeoutMs: spec.stopTimeoutMs }, pool: null, origin: 'pool' });
+        fleet.records.save({ ...spare, name: spec.name, spec: { ...spare.spec, name: spec.name, ports: spec.ports, stopTimeoutMs: spec.stopTimeoutMs }, pool: null, origin: 'pool', service });
       });
       try {
         const proc = ctx.process;
