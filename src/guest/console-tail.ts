@@ -85,7 +85,10 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
     }
     const buf = Buffer.alloc(64 * 1024);
     for (;;) {
-      const { bytesRead } = await this.fh.read(buf, 0, buf.length, this.offset);
+      // stop() may close the file between two reads: then there is nothing more to follow.
+      const fh = this.fh;
+      if (!fh || this.stopped) return;
+      const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset).catch(() => ({ bytesRead: 0 }));
       if (bytesRead === 0) return;
       this.offset += bytesRead;
       const text = this.partial + buf.subarray(0, bytesRead).toString('utf8');

@@ -3,7 +3,7 @@ import { disableHostEgress, enableHostEgress, VETH_GROUP, type EgressLink } from
 import { applyFirewall, type FirewallConfig } from './firewall.js';
 import { formatCidr } from './cidr.js';
 import { IpCommand, inNetns, netnsExists } from './ip-command.js';
-import type { VmNetworkLayout } from './vm-network-config.js';
+import { macForIp, type VmNetworkLayout } from './vm-network-config.js';
 
 /**
  * The VM network on the host: a namespace owned by the daemon holding the bridge, the taps
@@ -26,7 +26,9 @@ export class NamespaceNetwork {
     const l = this.layout;
     if (!(await netnsExists(l.netns))) await run('ip', ['netns', 'add', l.netns]);
     const nsSteps = ['link set lo up'];
-    if (!(await this.ns.linkExists(l.bridge))) nsSteps.push(`link add ${l.bridge} type bridge`);
+    // A fixed MAC: a bridge without one takes its lowest port's and changes as taps come and
+    // go, and a restored clone remembers its gateway's MAC from its snapshot.
+    if (!(await this.ns.linkExists(l.bridge))) nsSteps.push(`link add ${l.bridge} address ${macForIp(l.gateway)} type bridge`);
     nsSteps.push(`addr replace ${l.gateway}/${l.subnet.prefix} dev ${l.bridge}`, `link set ${l.bridge} up`);
     await this.ns.batch(nsSteps);
     if (!(await this.host.linkExists(l.hostVeth))) {

@@ -87,7 +87,14 @@ export class ServiceController {
     return this.fleet.records.list().filter((v) => v.service === this.name);
   }
 
+  /** The ready replicas as last published: the gateway asks on every request, so no store reads here. */
   ready(): Replica[] {
+    return this.readyNow;
+  }
+
+  private readyNow: Replica[] = [];
+
+  private computeReady(): Replica[] {
     const rec = this.fleet.o.store.getService(this.name);
     if (!rec || rec.spec.port === null) return [];
     const port = rec.spec.port;
@@ -98,7 +105,7 @@ export class ServiceController {
 
   counts(): { ready: number; running: number } {
     const all = this.replicas().filter((v) => !this.removing.has(v.id));
-    return { ready: this.ready().length, running: all.filter((v) => v.state === 'running').length };
+    return { ready: this.computeReady().length, running: all.filter((v) => v.state === 'running').length };
   }
 
   /** A request waits at the gateway with no replica ready: at least one is wanted now. */
@@ -130,7 +137,8 @@ export class ServiceController {
     const now = this.now();
     const spec = rec.spec;
     const replicas = this.replicas().filter((v) => !this.removing.has(v.id));
-    for (const id of [...this.health.keys()]) if (!replicas.some((v) => v.id === id)) this.health.delete(id);
+    // Health is per run of a replica: one that stopped or failed starts over when it runs again.
+    for (const id of [...this.health.keys()]) if (!replicas.some((v) => v.id === id && v.state === 'running')) this.health.delete(id);
 
     await this.checkHealth(rec, replicas, now);
 
@@ -163,15 +171,19 @@ export class ServiceController {
       const extras = [...slots].sort((a, b) => rank(a) - rank(b) || b.createdAt.localeCompare(a.createdAt)).slice(0, slots.length - desired);
       for (const v of extras) this.removeReplica(v, `scaled to ${desired}`);
     }
-    if (replicas.some((v) => (this.health.get(v.id)?.readySince ?? now) <= now - STABLE_MS)) this.crashes = 0;
+    // Back-off ends once a replica that became ready after the last failure has stayed so.
+    if (replicas.some((v) => { const since = this.health.get(v.id)?.readySince ?? null; return v.state === 'running' && since !== null && since > this.lastCrashAt && since <= now - STABLE_MS; })) this.crashes = 0;
 
     this.publish();
     const counts = this.counts();
     if (!rec.spec.autoscale) this.series.add({ t: now, metric: null, desired, ...counts });
   }
 
+  private lastCrashAt = 0;
+
   private backoff(): number {
     this.crashes++;
+    this.lastCrashAt = this.now();
     const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.crashes - 1));
     this.gateUntil = this.now() + delay;
     return delay;
@@ -214,7 +226,8 @@ export class ServiceController {
     const port = rec.spec.port;
     await Promise.all(
       replicas
-        .filter((v) => v.state === 'running' && v.ip)
+        // A VM being saved (a template, a snapshot) is frozen for a moment: not a failure.
+        .filter((v) => v.state === 'running' && v.ip && !this.fleet.saving.has(v.id))
         .map(async (v) => {
           let h = this.health.get(v.id);
           if (!h) {
@@ -298,7 +311,8 @@ export class ServiceController {
 
   /** The service's name resolves to its ready replicas; the gateway hears of changes. */
   private publish(): void {
-    const ready = this.ready();
+    const ready = this.computeReady();
+    this.readyNow = ready;
     const key = ready.map((r) => r.ip).sort().join(',');
     if (key === this.published) return;
     this.published = key;
@@ -310,5 +324,6 @@ export class ServiceController {
   unpublish(): void {
     this.fleet.o.network.setServiceAddresses(this.name, []);
     this.published = '';
+    this.readyNow = [];
   }
 }

@@ -15,6 +15,16 @@ export const CONFIG_COPY = 'config.img';
  * before app code runs again. The VM is left paused and frozen; `release` continues it.
  */
 export async function saveState(fleet: Fleet, id: string, proc: VmmProcess, dir: string, wasPaused: boolean): Promise<SavedState> {
+  fleet.saving.add(id);
+  try {
+    return await saveFrozen(fleet, id, proc, dir, wasPaused);
+  } finally {
+    // Released by the caller's `release` soon after; a probe landing in between may miss once.
+    setTimeout(() => fleet.saving.delete(id), 2000).unref();
+  }
+}
+
+async function saveFrozen(fleet: Fleet, id: string, proc: VmmProcess, dir: string, wasPaused: boolean): Promise<SavedState> {
   const ctx = fleet.supervisor.context(id)!;
   if (wasPaused) await proc.resume();
   let agent: GuestAgent;

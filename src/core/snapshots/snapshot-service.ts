@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { messageOf, notFound, UigniterError } from '../errors.js';
 import type { Fleet } from '../supervision/fleet.js';
-import type { ImageManifest, SnapshotKind, SnapshotRecord, VmSpec } from '../models.js';
+import type { ImageManifest, SnapshotKind, SnapshotRecord, VmRecord, VmSpec } from '../models.js';
 import { checkName } from '../spec-checks.js';
 import { isActive } from '../vm-state.js';
 import { probeOnce } from './probe-once.js';
@@ -84,8 +84,12 @@ export class SnapshotService {
       throw e;
     }
     let record: SnapshotRecord | null = null;
+    let renamed = false;
     try {
+      // Another capture of the same name may have won the race: never touch its files.
+      if (this.fleet.o.store.getSnapshot(name)) throw new UigniterError('already_exists', `a snapshot named '${name}' already exists`, 'name');
       await rename(partial, final);
+      renamed = true;
       const dir = final;
       record = {
         name,
@@ -100,7 +104,7 @@ export class SnapshotService {
       this.fleet.o.store.insertSnapshot(record);
     } catch (e) {
       await rm(partial, { recursive: true, force: true });
-      if (!record) await rm(final, { recursive: true, force: true });
+      if (renamed) await rm(final, { recursive: true, force: true });
       await release(proc, null, wasPaused).catch(() => undefined);
       throw e;
     }
@@ -142,6 +146,12 @@ export class SnapshotService {
   private async captureTemplate(id: string): Promise<void> {
     const vm = this.fleet.records.get(id);
     const key = templateKey(vm.manifest, vm.spec);
+    if (this.fleet.o.store.templateFor(key)) return;
+    // Several VMs of one spec may become ready together: one template per key, made once.
+    await this.fleet.locks.run(`template:${key}`, () => this.captureTemplateOf(id, vm, key));
+  }
+
+  private async captureTemplateOf(id: string, vm: VmRecord, key: string): Promise<void> {
     if (this.fleet.o.store.templateFor(key)) return;
     if (vm.ip && vm.manifest.ready.kind !== 'none') await probeOnce(vm.ip, vm.manifest.ready);
     await this.fleet.locks.run(id, async () => {

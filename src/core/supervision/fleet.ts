@@ -30,6 +30,8 @@ export interface FleetOptions extends Omit<BootDeps, 'save'> {
 export class Fleet {
   readonly records: VmRecords;
   readonly locks = new KeyedMutex();
+  /** VMs whose state is being saved right now (frozen for a moment): health checks wait. */
+  readonly saving = new Set<string>();
   readonly supervisor: Supervisor;
   readonly deps: BootDeps;
   readonly hooks: PlanHooks;

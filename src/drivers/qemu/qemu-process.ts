@@ -156,6 +156,10 @@ export class QemuProcess implements VmmProcess {
   async setLink(up: boolean): Promise<void> {
     if (!this.init.hasNic) return;
     await this.qmp.execute('set_link', { name: NETDEV_ID, up });
+    // A guest's gratuitous ARP sent while the link was cut is lost, and a peer that tried
+    // to reach the address meanwhile waits a second for its next ARP retry: announce now
+    // (QEMU asks a virtio-net guest to announce itself; the guest's arp_notify sends it).
+    if (up) await this.qmp.execute('announce-self', { initial: 1, max: 1, rounds: 1, step: 1 });
   }
 
   /**
