@@ -13,7 +13,9 @@ function originOf(r: Replica): string {
 
 /**
  * One undici Pool (keep-alive connections) per replica, made on first use. A replica that
- * leaves the ready set has its pool closed gracefully: requests under way finish first.
+ * leaves the ready set has its pool destroyed: the service layer takes a replica out when
+ * its VM died or is being removed (forced off), and a request to a VM that vanished gets
+ * no reset, only silence; failing it at once lets a replayable one go to another replica.
  */
 export class ReplicaDispatchers {
   private readonly pools = new Map<string, Pool>();
@@ -40,7 +42,7 @@ export class ReplicaDispatchers {
       if (keep.has(key)) continue;
       this.pools.delete(key);
       this.closing.add(pool);
-      pool.close().then(
+      pool.destroy().then(
         () => this.closing.delete(pool),
         () => this.closing.delete(pool),
       );

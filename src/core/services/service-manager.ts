@@ -33,7 +33,12 @@ export class ServiceManager implements ReplicaSource {
     private readonly vms: VmCommands,
     private readonly pools: PoolService,
     private readonly gateway: ServiceGateway | null,
-  ) {}
+  ) {
+    // A replica that changed state (ended, became ready) is looked at now, not at the next tick.
+    fleet.records.on('transition', (vm) => {
+      if (vm.service) this.controllers.get(vm.service)?.poke();
+    });
+  }
 
   private get o() {
     return this.fleet.o;

@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { Resolver } from 'node:dns/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApiError } from '../../src/client/client.js';
+import type { ServiceView } from '../../src/api/schemas.js';
+import { buildFixture, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
+import { FIXTURES, makeShellApp, qemuProcesses, waitFor } from '../helpers.js';
+
+interface ServiceEvent {
+  id: number;
+  kind: string;
+  message: string;
+  data: Record<string, unknown> | null;
+}
+
+const service = (d: TestDaemon, name: string): Promise<ServiceView> => d.client.raw('GET', `/services/${name}`);
+const events = async (d: TestDaemon, name: string): Promise<ServiceEvent[]> => (await d.client.raw<{ events: ServiceEvent[] }>('GET', `/services/${name}/events`)).events;
+const until = (d: TestDaemon, name: string, ok: (s: ServiceView) => boolean, what: string, ms = 120_000): Promise<ServiceView> =>
+  waitFor(async () => {
+    const s = await service(d, name);
+    return ok(s) ? s : null;
+  }, ms, `${name}: ${what}`, 200);
+
+async function resolveAll(d: TestDaemon, name: string): Promise<string[]> {
+  const [base] = d.linkNet.split('/');
+  const parts = base!.split('.').map(Number);
+  parts[3]! += 1;
+  const r = new Resolver({ timeout: 1000, tries: 1 });
+  r.setServers([parts.join('.')]);
+  return r.resolve4(`${name}.uigniter.internal`).then(
+    (a) => a.sort(),
+    () => [],
+  );
+}
+
+async function get(url: string, timeoutMs = 20_000): Promise<{ status: number; replica: string | null; body: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  return { status: res.status, replica: res.headers.get('x-uigniter-replica'), body: await res.text() };
+}
+
+/**
+ * Services on real guests: replicas kept and replaced, crash loops backing off, the
+ * gateway waking a service at zero and riding out a replica's death under load, adoption
+ * after a daemon SIGKILL, and bad specs refused.
+ */
+describe('services', () => {
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startTestDaemon();
+    await buildFixture(d.home, join(FIXTURES, 'counter'), 'counter');
+    await buildFixture(d.home, await makeShellApp('echo crashing; exit 3'), 'crasher');
+  });
+  after(async () => {
+    if (process.env.UIGNITER_TEST_LOG) await (await import('node:fs/promises')).writeFile(process.env.UIGNITER_TEST_LOG, d.log());
+    await d?.destroy();
+  });
+
+  it('bad service specs answer 4xx and change nothing', async () => {
+    const base = { name: 'bad', image: 'counter', port: 8080, replicas: { min: 1, max: 2 } };
+    for (const [body, field] of [
+      [{ ...base, replicas: { min: 3, max: 2 } }, 'replicas.min'],
+      [{ ...base, image: 'no-such-image' }, 'image'],
+      [{ ...base, port: 70000 }, 'port'],
+      [{ ...base, colour: 'red' }, undefined],
+      [{ ...base, autoscale: { metric: 'inflight', target: 0 } }, 'autoscale.target'],
+      [{ ...base, health: { liveness: { http: { path: '/x' }, tcp: true } } }, 'health.liveness'],
+    ] as [Record<string, unknown>, string | undefined][]) {
+      const err = await d.client.raw('POST', '/services', body).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof ApiError && err.status >= 400 && err.status < 500, `${JSON.stringify(body)} is refused (${String(err)})`);
+      if (field) assert.equal(err.field, field, JSON.stringify(body));
+    }
+    assert.deepEqual((await d.client.raw<{ services: unknown[] }>('GET', '/services')).services, []);
+    assert.deepEqual(await d.client.list(), []);
+    assert.deepEqual(await d.client.pools(), []);
+  });
+
+  it('keeps min 2 replicas; one whose app hangs fails liveness and is replaced', async () => {
+    await d.client.raw('POST', '/services', {
+      name: 'web',
+      image: 'counter',
+      port: 8080,
+      replicas: { min: 2, max: 2 },
+      health: { liveness: { http: { path: '/healthz' }, intervalMs: 500, timeoutMs: 2000, failures: 3 } },
+    });
+    const s = await until(d, 'web', (x) => x.status.ready === 2, '2 ready replicas');
+    assert.equal(s.vms.length, 2);
+    const ips = s.vms.map((v) => v.ip!).sort();
+    await waitFor(async () => JSON.stringify(await resolveAll(d, 'web')) === JSON.stringify(ips), 5000, 'the service name to resolve to both replicas');
+    const victim = s.vms[0]!;
+    await get(`http://${victim.ip}:8080/hang`);
+    const t0 = Date.now();
+    const replaced = await until(d, 'web', (x) => x.status.ready === 2 && !x.vms.some((v) => v.name === victim.name), 'the hung replica replaced');
+    const took = Date.now() - t0;
+    const ev = await events(d, 'web');
+    assert.ok(ev.some((e) => e.kind === 'liveness-failed' && e.message.includes(victim.name)), 'the event list says why');
+    assert.ok(ev.some((e) => e.kind === 'replica-started'), 'and that a new one started');
+    assert.ok(took < 60_000, `replaced within its liveness budget plus a boot (${took} ms)`);
+    assert.equal(replaced.vms.length, 2);
+  });
+
+  it('a crash-looping image backs off: the events show growing delays, the host is not consumed', async () => {
+    await d.client.raw('POST', '/services', { name: 'crashy', image: 'crasher', replicas: { min: 1, max: 1 } });
+    const ev = await waitFor(
+      async () => {
+        const e = (await events(d, 'crashy')).filter((x) => x.kind === 'start-failed' || x.kind === 'restart');
+        return e.length >= 3 ? e : null;
+      },
+      120_000,
+      'three failed starts',
+      500,
+    );
+    const delays = ev.map((e) => Number(e.data?.delayMs));
+    for (let i = 1; i < delays.length; i++) assert.ok(delays[i]! > delays[i - 1]!, `delays grow: ${delays.join(', ')}`);
+    const vms = (await d.client.list()).filter((v) => v.name.startsWith('crashy-'));
+    assert.ok(vms.length <= 1, `at most its one replica exists at a time (${vms.length})`);
+    await d.client.raw('DELETE', '/services/crashy');
+  });
+
+  it('a request to a service at zero is held by the gateway, answered, and the service goes back to zero', async () => {
+    const s0 = await d.client.raw<ServiceView>('POST', '/services', {
+      name: 'lazy',
+      image: 'counter',
+      port: 8080,
+      replicas: { min: 0, max: 2 },
+      pool: { size: 1 },
+      autoscale: { metric: 'inflight', target: 5, scaleToZeroAfterMs: 3000, stableWindowMs: 6000, panicWindowMs: 2000 },
+    });
+    assert.ok(s0.gateway);
+    await waitFor(async () => ((await d.client.pools())[0]?.ready.length ?? 0) === 1, 120_000, 'the pool spare');
+    assert.equal((await service(d, 'lazy')).status.running, 0, 'positive control: nothing runs before the request');
+    const r = await get(`${s0.gateway}/`);
+    assert.equal(r.status, 200);
+    assert.match(r.body, /"count":1/);
+    const ev = await events(d, 'lazy');
+    assert.ok(ev.some((e) => e.kind === 'woke'));
+    assert.ok(ev.some((e) => e.kind === 'replica-started' && e.data?.origin === 'pool'), 'the replica came from the pool');
+    await until(d, 'lazy', (x) => x.status.running === 0 && x.vms.length === 0, 'back to zero', 60_000);
+    const down = (await events(d, 'lazy')).find((e) => e.kind === 'scaled' && e.data?.to === 0);
+    assert.ok(down, 'the scale-down is an event');
+    await d.client.raw('DELETE', '/services/lazy');
+  });
+
+  it('200 concurrent requests through the gateway while a replica dies: no failed GET', async () => {
+    const s = await until(d, 'web', (x) => x.status.ready === 2, '2 ready replicas');
+    const victim = s.vms[1]!;
+    const url = `${s.gateway}/slow?ms=100`;
+    const all = Array.from({ length: 200 }, (_, i) => (i === 50 ? get(`http://${victim.ip}:8080/exit?code=1`).then(() => ({ status: 200, replica: null, body: '' })) : get(url, 60_000)));
+    const results = await Promise.all(all);
+    const failed = results.filter((r) => r.status !== 200);
+    assert.deepEqual(failed, [], 'every idempotent request answered 200');
+    const ev = await waitFor(
+      async () => {
+        const e = await events(d, 'web');
+        return e.some((x) => (x.kind === 'restart' || x.kind === 'replica-removed') && x.message.includes(victim.name)) ? e : null;
+      },
+      60_000,
+      'the event that explains the replacement',
+    );
+    assert.ok(ev.length > 0);
+    await until(d, 'web', (x) => x.status.ready === 2, 'two ready replicas again');
+  });
+
+  it('daemon SIGKILLed with a service running: its replicas are adopted, not duplicated', async () => {
+    const before = await until(d, 'web', (x) => x.status.ready === 2, '2 ready replicas');
+    const names = before.vms.map((v) => v.name).sort();
+    const pids = (await qemuProcesses(d.home)).sort();
+    await d.kill('SIGKILL');
+    await d.restart();
+    const after = await until(d, 'web', (x) => x.status.ready === 2, '2 ready replicas after the restart');
+    assert.deepEqual(after.vms.map((v) => v.name).sort(), names);
+    assert.deepEqual((await qemuProcesses(d.home)).sort(), pids);
+    const r = await get(`${after.gateway}/`);
+    assert.equal(r.status, 200, 'the gateway answers again on its port');
+    assert.equal(after.gateway, before.gateway);
+    await d.client.raw('DELETE', '/services/web');
+    assert.deepEqual(await d.client.list(), []);
+    assert.deepEqual(await resolveAll(d, 'web'), []);
+  });
+});
