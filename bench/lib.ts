@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile as readFileAsync, rm } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { UigniterClient } from '../src/client/client.js';
 import { run } from '../src/util/exec.js';
 import { freePort } from '../src/util/net.js';
+import { Paths } from '../src/util/paths.js';
 export { freePort };
 
 /** Shared by the benchmarks: a daemon of their own, statistics and a table printer. */
@@ -96,4 +98,202 @@ export function processRssMiB(pid: number): Promise<number> {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
   });
+}
+
+/** min, median, p99 and max of a sample (same unit as the sample). */
+export interface Spread {
+  n: number;
+  min: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export function spread(xs: number[]): Spread {
+  const ok = xs.filter((x) => Number.isFinite(x));
+  if (ok.length === 0) return { n: 0, min: NaN, p50: NaN, p99: NaN, max: NaN };
+  return { n: ok.length, min: Math.min(...ok), p50: median(ok), p99: percentile(ok, 99), max: Math.max(...ok) };
+}
+
+/** A table row of a spread: [label, n, min, p50, p99, max], each divided by `div` and with `digits` decimals. */
+export function spreadRow(label: string, xs: number[], div = 1, digits = 3): (string | number)[] {
+  const s = spread(xs);
+  const f = (v: number): string => (v / div).toFixed(digits);
+  return [label, s.n, f(s.min), f(s.p50), f(s.p99), f(s.max)];
+}
+
+/** One named duration of a Server-Timing header (`plan;dur=1.2, vmm;dur=3`), NaN when absent. */
+export function serverTimingMs(header: string | null, name: string): number {
+  const m = new RegExp(`(?:^|,)\\s*${name};dur=([0-9.]+)`).exec(header ?? '');
+  return m ? Number(m[1]) : NaN;
+}
+
+/**
+ * One GET of `url`: resolves with the body once it is fully received, rejects on any error,
+ * on a status other than 2xx, when the TCP connection is not made within `connectMs`, or
+ * when the whole answer takes longer than `answerMs`.
+ */
+export function getOnce(url: string, connectMs: number, answerMs = 10_000, trace?: ReplyTrace): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.once('end', () => {
+        clearTimeout(whole);
+        const code = res.statusCode ?? 0;
+        if (code >= 200 && code < 300) resolve(body);
+        else reject(new Error(`HTTP ${code}`));
+      });
+      res.once('error', reject);
+    });
+    const connect = setTimeout(() => req.destroy(new Error('connect timeout')), connectMs);
+    const whole = setTimeout(() => req.destroy(new Error('answer timeout')), answerMs);
+    req.once('socket', (sock) =>
+      sock.once('connect', () => {
+        clearTimeout(connect);
+        if (trace) trace.connectedAt = performance.now();
+      }),
+    );
+    req.once('error', (e) => {
+      clearTimeout(connect);
+      clearTimeout(whole);
+      reject(e);
+    });
+  });
+}
+
+/** What a firstReply() loop saw: its attempts, their errors, when the answering attempt connected. */
+export interface ReplyTrace {
+  attempts: number;
+  errors: Record<string, number>;
+  /** performance.now() when the TCP connection of the attempt that answered was made. */
+  connectedAt?: number;
+}
+
+export function newTrace(): ReplyTrace {
+  return { attempts: 0, errors: {} };
+}
+
+/**
+ * Polls `url` every `everyMs` until one GET answers 2xx with its whole body; resolves with
+ * performance.now() at that moment. Each attempt gives up on its connection after
+ * `connectMs`; the loop gives up at `deadline` (a performance.now() value) or on `signal`.
+ */
+export async function firstReply(url: string, deadline: number, opts: { everyMs?: number; connectMs?: number; signal?: AbortSignal; trace?: ReplyTrace } = {}): Promise<number> {
+  const everyMs = opts.everyMs ?? 5;
+  const connectMs = opts.connectMs ?? 200;
+  const trace = opts.trace ?? newTrace();
+  let last = '';
+  while (performance.now() < deadline) {
+    if (opts.signal?.aborted) throw new Error(`gave up polling ${url}: ${String(opts.signal.reason)}`);
+    trace.attempts++;
+    try {
+      await getOnce(url, connectMs, 10_000, trace);
+      return performance.now();
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      last = err.message;
+      const key = err.code ?? err.message;
+      trace.errors[key] = (trace.errors[key] ?? 0) + 1;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`no answer from ${url} in time (last: ${last})`);
+}
+
+/** Fields of /proc/<pid>/smaps_rollup, in MiB (Rss, Pss, Pss_Anon, Pss_File, Pss_Shmem, ...). */
+export async function smapsRollupMiB(pid: number): Promise<Record<string, number>> {
+  const text = await readFileAsync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^(\w+):\s+(\d+) kB$/gm)) out[m[1]!] = Number(m[2]) / 1024;
+  return out;
+}
+
+/**
+ * Waits (up to `timeoutMs`) until this host has no TCP connection to `ip` in a state that
+ * may still send (anything but TIME_WAIT, FIN_WAIT2, CLOSE). A VM deleted while the host
+ * still retransmits a FIN to it makes the VM network resolve that address again, and the
+ * next VM that gets the address then waits for the next ARP retry. Returns how many are left.
+ */
+export async function waitTcpQuiet(ip: string, timeoutMs = 2000): Promise<number> {
+  const hex = ip
+    .split('.')
+    .map((o) => Number(o).toString(16).padStart(2, '0').toUpperCase())
+    .reverse()
+    .join('');
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const table = await readFileAsync('/proc/net/tcp', 'utf8');
+    let busy = 0;
+    for (const line of table.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4 || !f[2]!.startsWith(`${hex}:`)) continue;
+      if (!['05', '06', '07'].includes(f[3]!)) busy++;
+    }
+    if (busy === 0 || performance.now() > end) return busy;
+    await sleep(20);
+  }
+}
+
+/**
+ * After BenchDaemon.close(): removes the tmpfs directory the daemon kept guest RAM files in
+ * (the daemon leaves it behind, empty). Returns the files that were still in it: RAM files
+ * of VMs that should be gone.
+ */
+export async function removeDaemonMemoryDir(home: string): Promise<string[]> {
+  const { readdir } = await import('node:fs/promises');
+  const dir = new Paths(home).memory;
+  const left = await readdir(dir).catch(() => [] as string[]);
+  await rm(dir, { recursive: true, force: true });
+  return left;
+}
+
+/** CPU time (user + system) a process has used so far, in ms; NaN once it is gone. */
+export async function processCpuMs(pid: number): Promise<number> {
+  const stat = await readFileAsync(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  if (stat === null) return NaN;
+  // Fields after the command name (which may hold spaces) start at field 3.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, USER_HZ = 100
+}
+
+/** The host's CPU time so far (all cores), busy and total, in ms, from /proc/stat. */
+export async function hostCpuMs(): Promise<{ busy: number; total: number }> {
+  const line = (await readFileAsync('/proc/stat', 'utf8')).split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: ((total - idle) * 1000) / 100, total: (total * 1000) / 100 };
+}
+
+/**
+ * CPU use over a window: of each process in `groups` (summed per group) and of the whole
+ * host, as percent of one core. Call start() then stop().
+ */
+export function cpuWindow(groups: Record<string, () => number[]>): { stop(): Promise<Record<string, number> & { host: number; hostCores: number }> } {
+  const read = async (): Promise<{ at: number; host: { busy: number; total: number }; g: Record<string, number> }> => {
+    const g: Record<string, number> = {};
+    for (const [k, pids] of Object.entries(groups)) {
+      let sum = 0;
+      for (const p of pids()) {
+        const ms = await processCpuMs(p);
+        if (Number.isFinite(ms)) sum += ms;
+      }
+      g[k] = sum;
+    }
+    return { at: performance.now(), host: await hostCpuMs(), g };
+  };
+  const first = read();
+  return {
+    async stop() {
+      const a = await first;
+      const b = await read();
+      const wall = b.at - a.at;
+      const out: Record<string, number> = {};
+      for (const k of Object.keys(groups)) out[k] = ((b.g[k]! - a.g[k]!) / wall) * 100;
+      const cores = (b.host.total - a.host.total) / wall;
+      return { ...out, host: ((b.host.busy - a.host.busy) / wall) * 100, hostCores: cores };
+    },
+  };
 }
