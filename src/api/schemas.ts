@@ -293,6 +293,7 @@ export const ServiceBody = Type.Object(
   },
   { additionalProperties: false, $id: 'ServiceRequest' },
 );
+export type ServiceBody = Static<typeof ServiceBody>;
 
 export const ServicePatch = Type.Object(
   {

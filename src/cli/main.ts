@@ -6,6 +6,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerImage } from './commands/image.js';
 import { registerKernel } from './commands/kernel.js';
 import { registerRemote } from './commands/remote.js';
+import { registerService } from './commands/service.js';
 import { registerVm } from './commands/vm.js';
 import { EXIT, reportError } from './output.js';
 
@@ -21,6 +22,7 @@ registerImage(program);
 registerVm(program);
 registerDaemon(program);
 registerRemote(program);
+registerService(program);
 registerDemo(program);
 
 try {

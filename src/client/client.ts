@@ -1,8 +1,8 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { ErrorCode } from '../core/errors.js';
-import type { ImageView, PoolView, RunBody, SnapshotView, VmView, VolumeView } from '../api/schemas.js';
+import type { ImageView, PoolView, RunBody, ServiceBody, ServiceView, SnapshotView, VmView, VolumeView } from '../api/schemas.js';
 
-export type { ImageView, PoolView, RunBody, SnapshotView, VmView, VolumeView };
+export type { ImageView, PoolView, RunBody, ServiceBody, ServiceView, SnapshotView, VmView, VolumeView };
 
 /** An error answer of the API, with its code, HTTP status and the field at fault. */
 export class ApiError extends Error {
@@ -193,6 +193,26 @@ export class UigniterClient {
 
   removePool(id: string): Promise<void> {
     return this.call('DELETE', `/pools/${encodeURIComponent(id)}`);
+  }
+
+  createService(body: ServiceBody): Promise<ServiceView> {
+    return this.call('POST', '/services', body);
+  }
+
+  async services(): Promise<ServiceView[]> {
+    return (await this.call<{ services: ServiceView[] }>('GET', '/services')).services;
+  }
+
+  getService(name: string): Promise<ServiceView> {
+    return this.call('GET', `/services/${encodeURIComponent(name)}`);
+  }
+
+  updateService(name: string, patch: { replicas?: { min?: number; max?: number }; desired?: number }): Promise<ServiceView> {
+    return this.call('PATCH', `/services/${encodeURIComponent(name)}`, patch);
+  }
+
+  removeService(name: string): Promise<void> {
+    return this.call('DELETE', `/services/${encodeURIComponent(name)}`);
   }
 
   /** Any call, for scripts and tests that need the raw answer. */

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiError } from '../../src/client/client.js';
 import type { ServiceView } from '../../src/api/schemas.js';
 import { buildFixture, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
-import { FIXTURES, makeShellApp, qemuProcesses, waitFor } from '../helpers.js';
+import { cli, FIXTURES, makeShellApp, qemuProcesses, waitFor } from '../helpers.js';
 
 interface ServiceEvent {
   id: number;
@@ -74,6 +74,23 @@ describe('services', () => {
     assert.deepEqual((await d.client.raw<{ services: unknown[] }>('GET', '/services')).services, []);
     assert.deepEqual(await d.client.list(), []);
     assert.deepEqual(await d.client.pools(), []);
+  });
+
+  it('the CLI creates, lists, scales and removes a service', async () => {
+    const env = { env: { UIGNITER_HOST: d.url } };
+    const created = await cli(d.home, ['service', 'create', 'from-cli', 'counter', '--port', '8080', '--replicas', '0:2', '--json'], env);
+    assert.equal(created.code, 0, created.stderr);
+    assert.deepEqual((JSON.parse(created.stdout) as ServiceView).replicas, { min: 0, max: 2 });
+    const ls = await cli(d.home, ['service', 'ls'], env);
+    assert.match(ls.stdout, /from-cli\s+counter:latest\s+0\.\.2/);
+    const scaled = await cli(d.home, ['service', 'scale', 'from-cli', '0:1'], env);
+    assert.equal(scaled.code, 0, scaled.stderr);
+    assert.deepEqual((await service(d, 'from-cli')).replicas, { min: 0, max: 1 });
+    const bad = await cli(d.home, ['service', 'scale', 'from-cli', '3:1'], env);
+    assert.equal(bad.code, 2, 'min above max is bad input');
+    assert.match(bad.stderr, /replicas\.min/);
+    assert.equal((await cli(d.home, ['service', 'rm', 'from-cli'], env)).code, 0);
+    await assert.rejects(service(d, 'from-cli'), (e: unknown) => e instanceof ApiError && e.status === 404);
   });
 
   it('keeps min 2 replicas; one whose app hangs fails liveness and is replaced', async () => {
