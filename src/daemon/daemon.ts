@@ -131,7 +131,11 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
         for (const c of cleanups.reverse()) await c().catch(() => undefined);
         // Nothing runs any more: take the VM network down with us. (Left up otherwise,
         // for the VMs that keep running and the daemon that will adopt them.)
-        if (stopVms) await network.namespace.teardown().catch((e: unknown) => log.warn({ err: e }, 'network teardown failed'));
+        if (stopVms) {
+          await network.namespace.teardown().catch((e: unknown) => log.warn({ err: e }, 'network teardown failed'));
+          // Every VM is gone, and with it its RAM file: the directory goes too.
+          await rm(paths.memory, { recursive: true, force: true });
+        }
         store.close();
         await rm(pidFile, { force: true });
       },
@@ -157,6 +161,7 @@ export async function cleanupHost(cfg: DaemonConfig, log: (m: string) => void): 
   if (holder > 0 && alive(holder)) throw new UigniterError('conflict', `the daemon (pid ${holder}) is running: stop it first`);
   const vmm = new QemuVmm({ memDir: paths.memory });
   for (const line of await vmm.removeOrphans(paths.vms, new Set())) log(line);
+  await rm(paths.memory, { recursive: true, force: true });
   await mkdir(paths.home, { recursive: true });
   const store = new SqliteStore(paths.stateDb);
   try {

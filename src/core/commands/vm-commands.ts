@@ -139,7 +139,7 @@ export class VmCommands {
     if (vm.state !== 'booting') this.fleet.records.save(transition(vm, 'stopping', this.o.clock.now()));
     const ended = await this.fleet.supervisor.end(id, { graceful: true, timeoutMs: timeoutMs ?? vm.spec.stopTimeoutMs }, paused);
     if (!ended) return this.fleet.records.get(id);
-    const stopped = transition(this.fleet.records.get(id), 'stopped', this.o.clock.now(), this.fleet.supervisor.stoppedFacts(ended.exitCode, ended.forced ? 'forced off after the stop timeout' : null));
+    const stopped = transition(this.fleet.records.get(id), 'stopped', this.o.clock.now(), this.fleet.supervisor.stoppedFacts(ended.exitCode, ended.timedOut ? 'forced off after the stop timeout' : null));
     this.fleet.records.save(stopped);
     return stopped;
   }

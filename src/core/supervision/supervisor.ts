@@ -158,7 +158,8 @@ export class Supervisor {
    * the lease and volumes stay. A VM still booting has its boot cancelled instead; the
    * answer is null then (the boot has settled the record).
    */
-  async end(id: string, how: Ending, paused = false): Promise<{ exitCode: number | null; forced: boolean } | null> {
+  /** `timedOut`: the guest was asked to stop and did not within the timeout, so it was forced off. */
+  async end(id: string, how: Ending, paused = false): Promise<{ exitCode: number | null; timedOut: boolean } | null> {
     const live = this.live.get(id);
     if (!live) throw new UigniterError('internal', `VM ${id} is not live`);
     if (live.phase === 'booting') {
@@ -169,13 +170,14 @@ export class Supervisor {
     live.phase = 'stopping';
     const proc = live.plan.ctx.process!;
     let forced = !how.graceful;
+    let timedOut = false;
     if (how.graceful && how.timeoutMs > 0) {
       // A paused guest cannot hear the stop request.
       if (paused) await proc.resume().catch(() => undefined);
       await proc.requestStop().catch(() => undefined);
       // The guest init gives the app the VM's own stop timeout; allow a little more here.
       const ended = await Promise.race([proc.exited.then(() => true), sleep(how.timeoutMs + 1000).then(() => false)]);
-      if (!ended) forced = true;
+      if (!ended) forced = timedOut = true;
     } else {
       forced = true;
     }
@@ -184,7 +186,7 @@ export class Supervisor {
     await live.plan.ctx.tail?.pump();
     this.live.delete(id);
     await this.halt(id, live);
-    return { exitCode: live.exitEvent?.code ?? null, forced: forced && how.graceful };
+    return { exitCode: live.exitEvent?.code ?? null, timedOut };
   }
 
   /**
