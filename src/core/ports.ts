@@ -168,6 +168,8 @@ export interface VmNetwork {
   release(vmId: string): Promise<void>;
   createTap(vmId: string): Promise<string>;
   deleteTap(tap: string): Promise<void>;
+  /** Takes a tap off the bridge (its guest talks to nobody) or puts it back. */
+  attachTap(tap: string, attached: boolean): Promise<void>;
   /** Taps that exist now (to find those a crash left behind). */
   listTaps(): Promise<string[]>;
   /** Leases held by VM id (to find those a crash left behind). */

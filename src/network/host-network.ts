@@ -91,6 +91,10 @@ export class HostNetwork implements VmNetwork {
     return tap;
   }
 
+  async attachTap(tap: string, attached: boolean): Promise<void> {
+    await this.namespace.ns.run('link', 'set', 'dev', tap, ...(attached ? ['master', this.layout.bridge] : ['nomaster']));
+  }
+
   async deleteTap(tap: string): Promise<void> {
     await this.namespace.deleteTap(tap);
   }

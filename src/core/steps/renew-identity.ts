@@ -6,16 +6,22 @@ import { transition } from '../vm-state.js';
 import type { BootContext } from './boot-context.js';
 
 /**
- * Makes a restored VM its own machine before it talks to anyone: the vCPUs run again with
- * the NIC's link still cut, the guest agent (our init) takes fresh entropy, the host's
- * clock, this VM's hostname, MAC and address (and lets the app's Node hooks renew their
- * randomness), and only then is the link connected.
+ * Makes a restored VM its own machine before it talks to anyone. Its tap is taken off the
+ * bridge and the NIC's link reconnected while the vCPUs are still stopped, so the guest
+ * never sees its link flap (a guest whose carrier came back just after a cut measured a
+ * second with no traffic); then the vCPUs run, the guest agent (our init) takes fresh
+ * entropy, the host's clock, this VM's hostname, MAC and address (and lets the app's Node
+ * hooks renew their randomness), and only then is the tap put back on the bridge and the
+ * guest announced.
  */
 export const renewIdentity: Step<BootContext> = {
   name: 'renew-identity',
   async run(ctx) {
     const proc = ctx.process!;
     const lease = ctx.lease!;
+    const network = ctx.deps.network;
+    await network.attachTap(ctx.tap!, false);
+    await proc.setLink(true);
     await proc.resume();
     let agent: GuestAgent | null = null;
     try {
@@ -34,6 +40,8 @@ export const renewIdentity: Step<BootContext> = {
     } finally {
       agent?.close();
     }
+    await network.attachTap(ctx.tap!, true);
+    // Announce the new MAC and address now that the tap is on the bridge.
     await proc.setLink(true);
     ctx.marks.ready = performance.now();
     const now = ctx.deps.clock.now();
