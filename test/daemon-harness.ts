@@ -113,3 +113,22 @@ export async function guestGet<T>(ip: string, path: string, timeoutMs = 8000): P
   const res = await fetch(`http://${ip}:8080${path}`, { signal: AbortSignal.timeout(timeoutMs) });
   return (await res.json()) as T;
 }
+
+/** The host's end of the daemon's veth, where its DNS for VM and service names listens. */
+export function dnsAddress(d: TestDaemon): string {
+  const [base] = d.linkNet.split('/');
+  const parts = base!.split('.').map(Number);
+  parts[3]! += 1;
+  return parts.join('.');
+}
+
+/** Every address a name resolves to through the daemon's DNS, from the host (sorted; none: []). */
+export async function resolveOnHost(d: TestDaemon, name: string): Promise<string[]> {
+  const { Resolver } = await import('node:dns/promises');
+  const r = new Resolver({ timeout: 1000, tries: 1 });
+  r.setServers([dnsAddress(d)]);
+  return r.resolve4(`${name}.uigniter.internal`).then(
+    (a) => a.sort(),
+    () => [],
+  );
+}

@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
-import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiError, type PoolView } from '../../src/client/client.js';
-import { buildFixture, guestGet, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
+import { buildFixture, guestGet, resolveOnHost, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
 import { FIXTURES, qemuProcesses, waitFor } from '../helpers.js';
 
-async function resolveOnHost(d: TestDaemon, name: string): Promise<string | null> {
-  const [base] = d.linkNet.split('/');
-  const parts = base!.split('.').map(Number);
-  parts[3]! += 1;
-  const r = new Resolver({ timeout: 1000, tries: 1 });
-  r.setServers([parts.join('.')]);
-  return r.resolve4(`${name}.uigniter.internal`).then(
-    (a) => a[0] ?? null,
-    () => null,
-  );
-}
+const resolveOne = async (d: TestDaemon, name: string): Promise<string | null> => (await resolveOnHost(d, name))[0] ?? null;
 
 const full = (d: TestDaemon, id: string, size: number): Promise<PoolView> =>
   waitFor(
@@ -73,8 +62,8 @@ describe('warm pools', () => {
     assert.equal(id.hostname, 'handed', 'the guest took the name it was given');
     assert.equal(id.ip, vm.ip);
     assert.ok(Math.abs(id.now - Date.now()) < 1000, 'its clock is the host\'s');
-    assert.equal(await resolveOnHost(d, 'handed'), vm.ip, 'its new name resolves');
-    assert.equal(await resolveOnHost(d, taken.name), null, 'its spare name no longer resolves');
+    assert.equal(await resolveOne(d, 'handed'), vm.ip, 'its new name resolves');
+    assert.equal(await resolveOne(d, taken.name), null, 'its spare name no longer resolves');
     // The pool starts a new spare: with the handed-out VM, --max-vms 3 is then reached.
     const refilled = await full(d, poolId, 2);
     assert.ok(!refilled.ready.includes(taken.name));

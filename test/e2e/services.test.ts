@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiError } from '../../src/client/client.js';
 import type { ServiceView } from '../../src/api/schemas.js';
-import { buildFixture, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
+import { buildFixture, resolveOnHost as resolveAll, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
 import { cli, FIXTURES, makeShellApp, qemuProcesses, waitFor } from '../helpers.js';
 
 interface ServiceEvent {
@@ -21,18 +20,6 @@ const until = (d: TestDaemon, name: string, ok: (s: ServiceView) => boolean, wha
     const s = await service(d, name);
     return ok(s) ? s : null;
   }, ms, `${name}: ${what}`, 200);
-
-async function resolveAll(d: TestDaemon, name: string): Promise<string[]> {
-  const [base] = d.linkNet.split('/');
-  const parts = base!.split('.').map(Number);
-  parts[3]! += 1;
-  const r = new Resolver({ timeout: 1000, tries: 1 });
-  r.setServers([parts.join('.')]);
-  return r.resolve4(`${name}.uigniter.internal`).then(
-    (a) => a.sort(),
-    () => [],
-  );
-}
 
 async function get(url: string, timeoutMs = 20_000): Promise<{ status: number; replica: string | null; body: string }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });

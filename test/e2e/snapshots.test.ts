@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { Resolver } from 'node:dns/promises';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiError, type VmView } from '../../src/client/client.js';
 import { STEP_NAMES } from '../../src/core/plans/boot-plans.js';
 import { Paths } from '../../src/util/paths.js';
-import { buildFixture, guestGet, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
+import { buildFixture, guestGet, resolveOnHost as resolveAll, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
 import { FIXTURES, qemuProcesses, waitFor } from '../helpers.js';
 
 interface Identity {
@@ -25,23 +24,8 @@ interface Identity {
 
 const count = async (ip: string): Promise<number> => (await guestGet<{ count: number }>(ip, '/')).count;
 
-/** The host's end of the daemon's veth, where its DNS for VM names listens. */
-function dnsAddress(linkNet: string): string {
-  const [base] = linkNet.split('/');
-  const parts = base!.split('.').map(Number);
-  parts[3]! += 1;
-  return parts.join('.');
-}
-
 /** Resolves a VM name through the daemon's DNS, from the host; null when it does not resolve. */
-async function resolveOnHost(d: TestDaemon, name: string): Promise<string | null> {
-  const r = new Resolver({ timeout: 1000, tries: 1 });
-  r.setServers([dnsAddress(d.linkNet)]);
-  return r.resolve4(`${name}.uigniter.internal`).then(
-    (a) => a[0] ?? null,
-    () => null,
-  );
-}
+const resolveOnHost = async (d: TestDaemon, name: string): Promise<string | null> => (await resolveAll(d, name))[0] ?? null;
 
 /** The guest RAM files the QEMU driver keeps on tmpfs for this daemon's VMs. */
 async function ramFiles(d: TestDaemon): Promise<string[]> {
