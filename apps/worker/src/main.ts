@@ -13,7 +13,9 @@ import { TaskProcessor } from './task-processor.js';
 import { WorkerLoop } from './worker-loop.js';
 
 const config = serviceConfig(9004);
-const workerId = envString('WORKER_ID', hostname());
+// Read at every use, not once: a clone of a worker takes its own hostname after the restore.
+const currentId = (): string => envString('WORKER_ID', hostname());
+const workerId = currentId();
 if (!/^[A-Za-z0-9._:-]{1,128}$/.test(workerId)) throw new Error(`WORKER_ID "${workerId}" has unsupported characters`);
 // Must match the db's LEASE_SEC: heartbeats go out three times per lease.
 const leaseSec = envNumber('LEASE_SEC', 30, 0.1, 24 * 3600);
@@ -30,7 +32,7 @@ const processor = new TaskProcessor({
   stepDeadlineMs: Math.max(60_000, leaseSec * 2000),
   delayMs,
 });
-const loop = new WorkerLoop(workerId, tasks, processor, pollMs);
+const loop = new WorkerLoop(currentId, tasks, processor, pollMs);
 
 const router = new Router()
   .get('/healthz', ({ res }) => sendJson(res, 200, { status: 'ok' }))

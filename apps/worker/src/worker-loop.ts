@@ -24,15 +24,19 @@ export class WorkerLoop {
   private readonly taskAbort = new AbortController();
   private loop: Promise<void> | undefined;
 
+  /**
+   * `workerId` is asked at every use: a worker restored from a snapshot or template gets its
+   * own hostname after the restore, and a name read once at start-up would be its template's.
+   */
   constructor(
-    private readonly workerId: string,
+    private readonly workerId: () => string,
     private readonly tasks: TaskClient,
     private readonly processor: TaskProcessor,
     private readonly pollMs: number,
   ) {}
 
   stats(): WorkerStats {
-    return { worker: this.workerId, done: this.done, failed: this.failed, current: this.current };
+    return { worker: this.workerId(), done: this.done, failed: this.failed, current: this.current };
   }
 
   start(): void {
@@ -50,7 +54,7 @@ export class WorkerLoop {
       let task: TaskRecord | undefined;
       try {
         // Not abortable on purpose: a lease granted as the request is cut would sit unused until it expires.
-        task = await this.tasks.leaseNext(this.workerId);
+        task = await this.tasks.leaseNext(this.workerId());
         if (failures > 0) log(`db reachable again after ${failures} failed attempt(s)`);
         failures = 0;
       } catch (err) {

@@ -48,12 +48,43 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('run the modular image-processing application as microVMs, process a batch of PNGs and verify every result')
-    .option('-w, --workers <n>', 'worker VMs', int, 2)
+    .option('-w, --workers <n>', 'worker VMs (with --autoscale: the most workers; default 2, or 3 with --autoscale)', int)
     .option('-n, --images <n>', 'images to process', int, 12)
     .option('--port <port>', 'host port (127.0.0.1) published to the master', int, 9003)
     .option('--lease-sec <s>', 'task lease: how soon a dead worker\'s task is taken over', int, 10)
     .option('--keep', 'leave the application running and print how to upload more')
-    .action(async (o: { workers: number; images: number; port: number; leaseSec: number; keep?: boolean }) => {
+    .option('--autoscale', "run the workers as a service 'worker' (min 0, max --workers) scaled on the db's backlog")
+    .option('--pool <n>', 'with --autoscale: pre-booted workers kept aside', int, 0)
+    .option('--target <n>', "with --autoscale: pending tasks per worker", Number, 2)
+    .action(async (o: { workers?: number; images: number; port: number; leaseSec: number; keep?: boolean; autoscale?: boolean; pool: number; target: number }) => {
+      if (o.autoscale) {
+        const { runAutoscaleDemo } = await import('../../demo/autoscale-demo.js');
+        const home = resolveHome(program.opts<{ home?: string }>().home);
+        const log = (l: string): void => void process.stdout.write(`${l}\n`);
+        const { UigniterClient } = await import('../../client/client.js');
+        const client = new UigniterClient();
+        const daemonPid = await ensureDaemon(client, home, log);
+        const ok = await runAutoscaleDemo({
+          client,
+          appsDir: join(packageRoot(), 'apps'),
+          workers: o.workers ?? 3,
+          images: o.images,
+          masterPort: o.port,
+          leaseSec: o.leaseSec,
+          pool: o.pool,
+          target: o.target,
+          keep: o.keep ?? false,
+          log,
+        });
+        if (!o.keep && daemonPid) {
+          process.kill(daemonPid, 'SIGTERM');
+          for (let i = 0; i < 300 && processAlive(daemonPid); i++) await sleep(100);
+          log('stopped the daemon the demo started (its network namespace is gone with it)');
+        }
+        if (!ok) process.exitCode = 1;
+        return;
+      }
+      const workers = o.workers ?? 2;
       const { UigniterClient } = await import('../../client/client.js');
       const { bootDemo, buildDemoImages, processBatch, removeDemo } = await import('../../demo/demo-app.js');
       const { MasterClient } = await import('../../demo/master-client.js');
@@ -65,8 +96,8 @@ export function registerDemo(program: Command): void {
       log('building images (unchanged apps are not rebuilt)');
       await buildDemoImages({ client, appsDir: join(packageRoot(), 'apps'), log });
       await removeDemo(client, { volumes: true });
-      log(`booting kvstore, db, storage, master and ${o.workers} worker(s) as microVMs`);
-      const vms = await bootDemo({ client, appsDir: '', workers: o.workers, masterPort: o.port, leaseSec: o.leaseSec, log });
+      log(`booting kvstore, db, storage, master and ${workers} worker(s) as microVMs`);
+      const vms = await bootDemo({ client, appsDir: '', workers, masterPort: o.port, leaseSec: o.leaseSec, log });
       const kv = vms.find((v) => v.name === 'kvstore')!;
       log(`\nregistry (GET http://${kv.ip}:9000/):`);
       for (const line of (await (await fetch(`http://${kv.ip}:9000/`)).text()).trim().split('\n')) log(`  ${line}`);

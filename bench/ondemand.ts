@@ -1,0 +1,198 @@
+/**
+ * bench/ondemand: from a client's request to the app's first reply, four ways, in one run,
+ * rounds alternating (A B C D, B C D A, ...):
+ *
+ *   cold     POST /vm/run {image, boot:'cold', name}; once it answers (wait=ready), GET
+ *            http://<vm ip>:8080/ polled every 5 ms -> first reply received
+ *   pool     the same POST without boot (a warm pool of 2 for the image hands out a spare),
+ *            then the same GET -> first reply received. Before each measurement: the pool
+ *            has 2 ready spares again (GET /pools).
+ *   gateway  one GET <service gateway>/ sent to a service at 0 replicas (min 0, max 1,
+ *            autoscale inflight, scaleToZeroAfterMs 1000, pool of 1) -> its reply received.
+ *            Before each measurement: the service is at 0 (desired, running) and its pool full.
+ *   host     spawn `node server.js` (a copy of the fixture with its port literal replaced by
+ *            process.env.PORT, as bench/restore does) -> first reply of GET 127.0.0.1:<port>/
+ *            polled every 5 ms.
+ *
+ * Same app for all four: test/fixtures/counter. The VMs of `cold` and `pool` are deleted
+ * after each measurement, untimed. Goals: pool p50 < 50 ms, gateway p50 < 100 ms, both below host.
+ *
+ *   node dist/bench/ondemand.js            (root; RUNS=20 by default)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PoolView, VmView } from '../src/client/client.js';
+import { firstReply, freePort, getOnce, printTable, ROOT, spread, spreadRow, startBenchDaemon, waitTcpQuiet, type BenchDaemon } from './lib.js';
+
+const RUNS = Number(process.env.RUNS ?? 20);
+const IMAGE = 'counter';
+const APP_PORT = 8080;
+const SERVICE = 'ondemand';
+const MEASURE_TIMEOUT_MS = 120_000;
+const SETTLE_MS = 300;
+const POOL_SIZE = 2;
+
+type Path = 'cold' | 'pool' | 'gateway' | 'host';
+
+/** Copies the fixture with `server.listen(8080,` made `server.listen(Number(process.env.PORT),` (bench/restore's helper; it does not export it). */
+async function hostCopy(dir: string): Promise<void> {
+  const fixture = join(ROOT, 'test', 'fixtures', IMAGE);
+  const src = await readFile(join(fixture, 'server.js'), 'utf8');
+  const literal = `server.listen(${APP_PORT},`;
+  if (src.split(literal).length !== 2) throw new Error(`the fixture's server.js no longer has exactly one '${literal}'; update bench/ondemand`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'server.js'), src.replace(literal, 'server.listen(Number(process.env.PORT),'));
+  await copyFile(join(fixture, 'package.json'), join(dir, 'package.json'));
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await gone;
+}
+
+async function hostPath(appDir: string): Promise<number> {
+  const port = await freePort();
+  const t0 = performance.now();
+  const child = spawn(process.execPath, ['server.js'], { cwd: appDir, env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
+  const exited = new AbortController();
+  child.once('exit', (code) => exited.abort(`exited with ${code}`));
+  try {
+    return (await firstReply(`http://127.0.0.1:${port}/`, t0 + MEASURE_TIMEOUT_MS, { everyMs: 5, signal: exited.signal })) - t0;
+  } finally {
+    await stopChild(child);
+  }
+}
+
+/** POST /vm/run, then the app's first reply; the VM is deleted afterwards (untimed). */
+async function vmPath(d: BenchDaemon, name: string, cold: boolean): Promise<{ ms: number; origin: string }> {
+  const t0 = performance.now();
+  const res = await fetch(`${d.url}/vm/run`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ image: IMAGE, name, ...(cold ? { boot: 'cold' } : {}) }),
+    signal: AbortSignal.timeout(MEASURE_TIMEOUT_MS),
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`POST /vm/run answered ${res.status}: ${text}`);
+  const vm = JSON.parse(text) as VmView;
+  try {
+    const t = await firstReply(`http://${vm.ip}:${APP_PORT}/`, t0 + MEASURE_TIMEOUT_MS, { everyMs: 5 });
+    return { ms: t - t0, origin: vm.origin };
+  } finally {
+    if (vm.ip) await waitTcpQuiet(vm.ip);
+    await d.client.remove(name, { force: true }).catch(() => undefined);
+  }
+}
+
+async function waitUntil(what: string, timeoutMs: number, f: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await f())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+interface ServiceState {
+  status: { desired: number; ready: number; running: number };
+  gateway: string | null;
+  pool: { id: string; size: number } | null;
+}
+
+async function main(): Promise<void> {
+  if (RUNS < 1) throw new Error('RUNS must be at least 1');
+  const d = await startBenchDaemon();
+  const work = await mkdtemp(join(tmpdir(), 'uigniter-bench-ondemand-'));
+  let poolId: string | null = null;
+  let serviceMade = false;
+  try {
+    await d.cli(['image', 'build', join(ROOT, 'test', 'fixtures', IMAGE), '--name', IMAGE]);
+    const appDir = join(work, 'host-app');
+    await hostCopy(appDir);
+
+    const pools = async (): Promise<PoolView[]> => (await d.client.raw<{ pools: PoolView[] }>('GET', '/pools')).pools;
+    const pool = await d.client.raw<PoolView>('POST', '/pools', { image: IMAGE, size: POOL_SIZE });
+    poolId = pool.id;
+    const poolFull = async (): Promise<boolean> => ((await pools()).find((p) => p.id === poolId)?.ready.length ?? 0) >= POOL_SIZE;
+
+    await d.client.raw('POST', '/services', {
+      name: SERVICE,
+      image: IMAGE,
+      port: APP_PORT,
+      replicas: { min: 0, max: 1 },
+      autoscale: { metric: 'inflight', target: 1, scaleToZeroAfterMs: 1000, stableWindowMs: 2000, panicWindowMs: 1000, cooldownMs: 0 },
+      pool: { size: 1 },
+    });
+    serviceMade = true;
+    const svc = async (): Promise<ServiceState> => d.client.raw<ServiceState>('GET', `/services/${SERVICE}`);
+    const gateway = (await svc()).gateway;
+    if (!gateway) throw new Error('the service has no gateway');
+    const serviceIdle = async (): Promise<boolean> => {
+      const s = await svc();
+      if (s.status.desired !== 0 || s.status.running !== 0) return false;
+      const p = (await pools()).find((x) => x.id === s.pool?.id);
+      return !!p && p.ready.length >= p.size;
+    };
+
+    const reply: Record<Path, number[]> = { cold: [], pool: [], gateway: [], host: [] };
+    const origins: Record<string, number> = {};
+    const order: Path[] = ['cold', 'pool', 'gateway', 'host'];
+    for (let i = 0; i < RUNS; i++) {
+      const round = [...order.slice(i % order.length), ...order.slice(0, i % order.length)];
+      for (const p of round) {
+        if (p === 'host') reply.host.push(await hostPath(appDir));
+        else if (p === 'cold') {
+          const r = await vmPath(d, `od${i}-cold`, true);
+          reply.cold.push(r.ms);
+          origins[`cold->${r.origin}`] = (origins[`cold->${r.origin}`] ?? 0) + 1;
+        } else if (p === 'pool') {
+          await waitUntil('the pool to hold 2 ready spares', 180_000, poolFull);
+          const r = await vmPath(d, `od${i}-pool`, false);
+          reply.pool.push(r.ms);
+          origins[`pool->${r.origin}`] = (origins[`pool->${r.origin}`] ?? 0) + 1;
+        } else {
+          await waitUntil('the service to be at 0 with its pool full', 180_000, serviceIdle);
+          const t0 = performance.now();
+          await getOnce(`${gateway}/`, 60_000, MEASURE_TIMEOUT_MS);
+          reply.gateway.push(performance.now() - t0);
+        }
+        await sleep(SETTLE_MS);
+      }
+      const last = (p: Path): string => (reply[p].at(-1)! / 1000).toFixed(3);
+      process.stderr.write(`round ${i + 1}/${RUNS}: cold ${last('cold')} s, pool ${last('pool')} s, gateway ${last('gateway')} s, host ${last('host')} s\n`);
+    }
+
+    const events = await d.client.raw<{ events: { kind: string; message: string }[] }>('GET', `/services/${SERVICE}/events`);
+    const started = events.events.filter((e) => e.kind === 'replica-started').map((e) => /\((\w+),/.exec(e.message)?.[1] ?? '?');
+    for (const o of started) origins[`gateway->${o}`] = (origins[`gateway->${o}`] ?? 0) + 1;
+
+    process.stdout.write(`\nbench/ondemand: ${IMAGE} app (Node HTTP server), ${RUNS} alternating rounds; ms from the client's request to the app's first reply\n`);
+    printTable(['path', 'n', 'min', 'p50', 'p99', 'max'], [
+      spreadRow("cold: POST /vm/run {boot:'cold'} answered, then GET <ip>:8080/ -> first reply", reply.cold, 1, 1),
+      spreadRow('pool: POST /vm/run (warm pool of 2) answered, then GET <ip>:8080/ -> first reply', reply.pool, 1, 1),
+      spreadRow('gateway: GET <gateway>/ to a service at 0 replicas (pool of 1) -> reply', reply.gateway, 1, 1),
+      spreadRow('host: spawn node server.js -> first reply of GET 127.0.0.1:<port>/', reply.host, 1, 1),
+    ]);
+    const p50 = (p: Path): number => spread(reply[p]).p50;
+    process.stdout.write(`\nratios of p50 against host (baseline, same run): cold ${(p50('cold') / p50('host')).toFixed(2)}x, pool ${(p50('pool') / p50('host')).toFixed(2)}x, gateway ${(p50('gateway') / p50('host')).toFixed(2)}x\n`);
+    process.stdout.write(`origins: ${JSON.stringify(origins)}\n`);
+    const goal = (label: string, ok: boolean): void => void process.stdout.write(`goal ${label}: ${ok ? 'met' : 'NOT met'}\n`);
+    goal(`pool p50 < 50 ms (${p50('pool').toFixed(1)} ms)`, p50('pool') < 50);
+    goal(`gateway p50 < 100 ms (${p50('gateway').toFixed(1)} ms)`, p50('gateway') < 100);
+    goal(`pool and gateway p50 below host (${p50('host').toFixed(1)} ms)`, p50('pool') < p50('host') && p50('gateway') < p50('host'));
+  } finally {
+    if (serviceMade) await d.client.raw('DELETE', `/services/${SERVICE}`).catch(() => undefined);
+    if (poolId) await d.client.raw('DELETE', `/pools/${poolId}`).catch(() => undefined);
+    await d.close();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench/ondemand failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});
