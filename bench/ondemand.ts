@@ -19,13 +19,13 @@
  *
  *   node dist/bench/ondemand.js            (root; RUNS=20 by default)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PoolView, VmView } from '../src/client/client.js';
-import { firstReply, freePort, getOnce, printTable, ROOT, spread, spreadRow, startBenchDaemon, waitTcpQuiet, type BenchDaemon } from './lib.js';
+import { firstReply, getOnce, printTable, ROOT, spread, spreadRow, startBenchDaemon, waitTcpQuiet, type BenchDaemon } from './lib.js';
+import { copyFixtureForHost, timeHostApp } from './host-app.js';
 
 const RUNS = Number(process.env.RUNS ?? 20);
 const IMAGE = 'counter';
@@ -37,38 +37,9 @@ const POOL_SIZE = 2;
 
 type Path = 'cold' | 'pool' | 'gateway' | 'host';
 
-/** Copies the fixture with `server.listen(8080,` made `server.listen(Number(process.env.PORT),` (bench/restore's helper; it does not export it). */
-async function hostCopy(dir: string): Promise<void> {
-  const fixture = join(ROOT, 'test', 'fixtures', IMAGE);
-  const src = await readFile(join(fixture, 'server.js'), 'utf8');
-  const literal = `server.listen(${APP_PORT},`;
-  if (src.split(literal).length !== 2) throw new Error(`the fixture's server.js no longer has exactly one '${literal}'; update bench/ondemand`);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'server.js'), src.replace(literal, 'server.listen(Number(process.env.PORT),'));
-  await copyFile(join(fixture, 'package.json'), join(dir, 'package.json'));
-}
+const hostCopy = (dir: string): Promise<void> => copyFixtureForHost(IMAGE, APP_PORT, dir);
+const hostPath = (appDir: string): Promise<number> => timeHostApp(appDir, MEASURE_TIMEOUT_MS, 5);
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await gone;
-}
-
-async function hostPath(appDir: string): Promise<number> {
-  const port = await freePort();
-  const t0 = performance.now();
-  const child = spawn(process.execPath, ['server.js'], { cwd: appDir, env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
-  const exited = new AbortController();
-  child.once('exit', (code) => exited.abort(`exited with ${code}`));
-  try {
-    return (await firstReply(`http://127.0.0.1:${port}/`, t0 + MEASURE_TIMEOUT_MS, { everyMs: 5, signal: exited.signal })) - t0;
-  } finally {
-    await stopChild(child);
-  }
-}
-
-/** POST /vm/run, then the app's first reply; the VM is deleted afterwards (untimed). */
 async function vmPath(d: BenchDaemon, name: string, cold: boolean): Promise<{ ms: number; origin: string }> {
   const t0 = performance.now();
   const res = await fetch(`${d.url}/vm/run`, {

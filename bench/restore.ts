@@ -25,13 +25,13 @@
  *
  *   node dist/bench/restore.js            (root; RUNS=20 by default, at least 20 is the rule)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SnapshotView, VmView } from '../src/client/client.js';
-import { firstReply, freePort, median, newTrace, printTable, ROOT, serverTimingMs, smapsRollupMiB, spread, spreadRow, startBenchDaemon, removeDaemonMemoryDir, waitTcpQuiet, type BenchDaemon, type ReplyTrace } from './lib.js';
+import { firstReply, median, newTrace, printTable, ROOT, serverTimingMs, smapsRollupMiB, spread, spreadRow, startBenchDaemon, removeDaemonMemoryDir, waitTcpQuiet, type BenchDaemon, type ReplyTrace } from './lib.js';
+import { copyFixtureForHost, timeHostApp } from './host-app.js';
 
 const RUNS = Number(process.env.RUNS ?? 20);
 const IMAGE = 'counter';
@@ -110,38 +110,8 @@ async function vmPath(d: BenchDaemon, name: string, boot: 'cold' | 'template', p
   }
 }
 
-/** `node server.js` (the port-patched copy) on the host, timed to its first reply. */
-async function hostPath(appDir: string): Promise<number> {
-  const port = await freePort();
-  const t0 = performance.now();
-  const child = spawn(process.execPath, ['server.js'], { cwd: appDir, env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
-  const exited = new AbortController();
-  child.once('exit', (code) => exited.abort(`exited with ${code}`));
-  try {
-    const t = await firstReply(`http://127.0.0.1:${port}/`, t0 + MEASURE_TIMEOUT_MS, { everyMs: POLL_MS, signal: exited.signal });
-    return t - t0;
-  } finally {
-    await stopChild(child);
-  }
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await gone;
-}
-
-/** Copies the fixture with `server.listen(8080` made `server.listen(Number(process.env.PORT)`. */
-async function hostCopy(dir: string): Promise<void> {
-  const fixture = join(ROOT, 'test', 'fixtures', IMAGE);
-  const src = await readFile(join(fixture, 'server.js'), 'utf8');
-  const literal = `server.listen(${APP_PORT},`;
-  if (src.split(literal).length !== 2) throw new Error(`the fixture's server.js no longer has exactly one '${literal}'; update bench/restore`);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'server.js'), src.replace(literal, 'server.listen(Number(process.env.PORT),'));
-  await copyFile(join(fixture, 'package.json'), join(dir, 'package.json'));
-}
+const hostPath = (appDir: string): Promise<number> => timeHostApp(appDir, MEASURE_TIMEOUT_MS, POLL_MS);
+const hostCopy = (dir: string): Promise<void> => copyFixtureForHost(IMAGE, APP_PORT, dir);
 
 async function templateOf(d: BenchDaemon): Promise<SnapshotView | undefined> {
   return (await d.client.templates()).find((t) => t.image === IMAGE || t.image.startsWith(`${IMAGE}:`));

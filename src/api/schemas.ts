@@ -323,6 +323,7 @@ export type ServiceView = Static<typeof ServiceView>;
 
 export const ServiceRef = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) });
 
+export type ServiceEventView = Static<typeof ServiceEventView>;
 export const ServiceEventView = Type.Object({
   id: Type.Integer(),
   at: Type.String(),
@@ -331,6 +332,7 @@ export const ServiceEventView = Type.Object({
   data: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
 });
 
+export type ScalePointView = Static<typeof ScalePointView>;
 export const ScalePointView = Type.Object({
   t: Type.Number(),
   metric: Type.Union([Type.Number(), Type.Null()]),

@@ -1,8 +1,8 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { ErrorCode } from '../core/errors.js';
-import type { ImageView, PoolView, RunBody, ServiceBody, ServiceView, SnapshotView, VmView, VolumeView } from '../api/schemas.js';
+import type { ImageView, PoolView, RunBody, ScalePointView, ServiceBody, ServiceEventView, ServiceView, SnapshotView, VmView, VolumeView } from '../api/schemas.js';
 
-export type { ImageView, PoolView, RunBody, ServiceBody, ServiceView, SnapshotView, VmView, VolumeView };
+export type { ImageView, PoolView, RunBody, ScalePointView, ServiceBody, ServiceEventView, ServiceView, SnapshotView, VmView, VolumeView };
 
 /** An error answer of the API, with its code, HTTP status and the field at fault. */
 export class ApiError extends Error {

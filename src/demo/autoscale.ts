@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskStats } from '@uigniter-demo/common/task-record';
-import { ApiError, type UigniterClient } from '../client/client.js';
+import { ApiError, type ScalePointView, type ServiceEventView, type ServiceView, type UigniterClient } from '../client/client.js';
 import { processBatch, type BatchResult } from './demo-app.js';
 import type { MasterClient } from './master-client.js';
 
@@ -27,28 +27,10 @@ export interface WorkerServiceOptions {
   workerEnv?: Record<string, string>;
 }
 
-interface ServiceStatus {
-  status: { desired: number; ready: number; running: number };
-  gateway: string | null;
-  vms: { name: string; state: string; ip: string | null; origin: string }[];
-}
-
-export interface ScalePoint {
-  t: number;
-  metric: number | null;
-  desired: number;
-  ready: number;
-  running: number;
-  decision?: { from: number; to: number; reason: string };
-}
-
-export interface ServiceEvent {
-  id: number;
-  at: string;
-  kind: string;
-  message: string;
-  data: Record<string, unknown> | null;
-}
+/** The API's views, under the names this demo reads them by. */
+export type ScalePoint = ScalePointView;
+export type ServiceEvent = ServiceEventView;
+type ServiceStatus = ServiceView;
 
 export function backlogUrl(dbIp: string): string {
   return `http://${dbIp}:9001/stats`;
