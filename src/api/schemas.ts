@@ -214,6 +214,14 @@ export type VolumeView = Static<typeof VolumeView>;
 
 export const VolumeRef = Type.Object({ name: Name });
 
+const WarmBody = Type.Object(
+  {
+    path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: "an HTTP path to prime (it must be safe to repeat); default: the app's readiness check" })),
+    requests: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, description: 'requests sent to each spare before it is paused (default 3)' })),
+  },
+  { additionalProperties: false, description: 'warm-up requests each spare serves before it is paused' },
+);
+
 export const PoolBody = Type.Object(
   {
     image: Type.String({ minLength: 1, maxLength: 200, description: 'NAME[:TAG]' }),
@@ -223,6 +231,7 @@ export const PoolBody = Type.Object(
     env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 16384 }))),
     driver: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
     size: Type.Integer({ minimum: 0, maximum: 64, description: 'spares kept booted and paused' }),
+    warm: Type.Optional(WarmBody),
   },
   { additionalProperties: false, $id: 'PoolRequest' },
 );
@@ -238,6 +247,7 @@ export const PoolView = Type.Object(
     args: Type.Union([Type.Array(Type.String()), Type.Null()]),
     driver: Type.String(),
     size: Type.Integer(),
+    warm: Type.Object({ port: Type.Union([Type.Integer(), Type.Null()]), path: Type.Union([Type.String(), Type.Null()], { description: 'null: TCP connects' }), requests: Type.Integer() }),
     service: Type.Union([Type.String(), Type.Null()]),
     ready: Type.Array(Type.String(), { description: 'paused spares, ready to hand out' }),
     starting: Type.Array(Type.String(), { description: 'spares still booting' }),
@@ -287,7 +297,7 @@ export const ServiceBody = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    pool: Type.Optional(Type.Object({ size: Type.Integer() }, { additionalProperties: false })),
+    pool: Type.Optional(Type.Object({ size: Type.Integer(), warm: Type.Optional(WarmBody) }, { additionalProperties: false })),
     gateway: Type.Optional(Type.Object({ hostPort: Type.Optional(Type.Integer()), hostAddr: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false })),
     stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
   },

@@ -179,7 +179,7 @@ export class UigniterClient {
     return this.call('DELETE', `/volumes/${encodeURIComponent(name)}`);
   }
 
-  createPool(body: { image: string; size: number; vcpus?: number; memMiB?: number; env?: Record<string, string>; args?: string[] | null }): Promise<PoolView> {
+  createPool(body: { image: string; size: number; vcpus?: number; memMiB?: number; env?: Record<string, string>; args?: string[] | null; warm?: { path?: string; requests?: number } }): Promise<PoolView> {
     return this.call('POST', '/pools', body);
   }
 

@@ -159,6 +159,13 @@ export interface BootMarks {
   ready?: number;
 }
 
+/** How a pool warms a spare: `requests` HTTP GETs of `path` (TCP connects when null) to `port`. */
+export interface PoolWarm {
+  port: number | null;
+  path: string | null;
+  requests: number;
+}
+
 /** What a warm pool keeps ready: VMs of one spec, booted (or restored) and paused. */
 export interface PoolRecord {
   id: string;
@@ -167,6 +174,8 @@ export interface PoolRecord {
   /** The image digest the spec was checked against; a rebuilt image refills the pool. */
   imageDigest: string;
   size: number;
+  /** Requests each spare is sent before it is paused (see core/pools/warm-up.ts). */
+  warm: PoolWarm;
   /** The service it belongs to, when a service made it. */
   service: string | null;
   createdAt: string;
@@ -196,7 +205,7 @@ export interface ServiceSpec {
   restart: RestartPolicy;
   /** Autoscale settings (see core/autoscale/autoscale-settings.ts), or null: desired is set by hand. */
   autoscale: AutoscaleSettings | null;
-  pool: { size: number } | null;
+  pool: { size: number; warm: { path?: string; requests?: number } } | null;
   gateway: { hostAddr: string; hostPort: number | null };
 }
 

@@ -69,4 +69,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX service_events_service ON service_events(service, id);
   UPDATE vms SET record = json_insert(record, '$.service', json('null'));
   `,
+  // 5: pools warm their spares (see core/pools/warm-up.ts); older pools send no warm-up.
+  `
+  UPDATE pools SET record = json_insert(record, '$.warm', json('{"port":null,"path":null,"requests":0}'));
+  UPDATE services SET record = json_insert(record, '$.spec.pool.warm', json('{"requests":0}'))
+    WHERE json_type(record, '$.spec.pool') = 'object';
+  `,
 ];

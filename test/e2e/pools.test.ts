@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiError, type PoolView } from '../../src/client/client.js';
@@ -38,6 +39,7 @@ describe('warm pools', () => {
   it('keeps its spares booted and paused', async () => {
     const p = await d.client.createPool({ image: 'counter', size: 2 });
     poolId = p.id;
+    assert.deepEqual(p.warm, { port: 8080, path: '/healthz', requests: 3 }, "by default a spare is warmed by its image's readiness check");
     const ready = await full(d, poolId, 2);
     const vms = await d.client.list();
     for (const name of ready.ready) {
@@ -62,6 +64,11 @@ describe('warm pools', () => {
     assert.equal(id.hostname, 'handed', 'the guest took the name it was given');
     assert.equal(id.ip, vm.ip);
     assert.ok(Math.abs(id.now - Date.now()) < 1000, 'its clock is the host\'s');
+    const first = await guestGet<{ count: number }>(vm.ip!, '/');
+    assert.equal(first.count, 1, 'the warm-up requests (its readiness check) reached no other path of the app');
+    // The spare already had this address and MAC: the renewal kept its link up.
+    const console = await readFile(join(d.home, 'vms', vm.id, 'console.log'), 'utf8');
+    assert.match(console, /agent: renewed as handed \S+ in \d+ ms, network kept/);
     assert.equal(await resolveOne(d, 'handed'), vm.ip, 'its new name resolves');
     assert.equal(await resolveOne(d, taken.name), null, 'its spare name no longer resolves');
     // The pool starts a new spare: with the handed-out VM, --max-vms 3 is then reached.
@@ -89,6 +96,8 @@ describe('warm pools', () => {
       [{ image: 'counter', size: 65 }, 'size'],
       [{ image: 'no-such-image', size: 1 }, 'image'],
       [{ image: 'counter', size: 1, colour: 'red' }, undefined],
+      [{ image: 'counter', size: 1, warm: { requests: 21 } }, 'warm.requests'],
+      [{ image: 'counter', size: 1, warm: { path: 'no-slash' } }, 'warm.path'],
     ] as const) {
       const err = await d.client.raw('POST', '/pools', body).then(() => null, (e: unknown) => e);
       assert.ok(err instanceof ApiError && err.status >= 400 && err.status < 500, `${JSON.stringify(body)} is refused (${String(err)})`);
@@ -104,5 +113,17 @@ describe('warm pools', () => {
     assert.deepEqual(await qemuProcesses(d.home), []);
     assert.deepEqual(await d.taps(), []);
     assert.deepEqual(d.leases(), []);
+  });
+
+  it('a pool primed with a path sends it to every spare before the pause', async () => {
+    const p = await d.client.createPool({ image: 'counter', size: 1, warm: { path: '/', requests: 2 } });
+    assert.deepEqual(p.warm, { port: 8080, path: '/', requests: 2 });
+    await full(d, p.id, 1);
+    const vm = await d.client.run({ image: 'counter', name: 'primed' });
+    assert.equal(vm.origin, 'pool');
+    assert.equal((await guestGet<{ count: number }>(vm.ip!, '/')).count, 3, 'the spare served its 2 priming requests, then this one');
+    await d.client.remove('primed', { force: true });
+    await d.client.removePool(p.id);
+    assert.deepEqual(await qemuProcesses(d.home), []);
   });
 });

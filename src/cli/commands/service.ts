@@ -52,6 +52,7 @@ export function registerService(program: Command): void {
     .option('--autoscale <metric:target>', 'inflight:N or rps:N (per replica)')
     .option('--scale-to-zero-after <ms>', 'idle time before a service with min 0 goes to zero', int)
     .option('--pool <n>', 'spares kept booted and paused for it', int)
+    .option('--pool-warm <path>', "HTTP path each spare serves a few times before it is paused (default: its readiness check)")
     .option('--gateway-port <port>', 'host port of its gateway (default: a free one)', int)
     .option('--json', 'JSON output')
     .action(async (name: string, image: string, o: Record<string, string | number | string[] | boolean | undefined>) => {
@@ -75,7 +76,7 @@ export function registerService(program: Command): void {
         ...((o.env as string[]).length ? { env: Object.fromEntries((o.env as string[]).map(parseEnvFlag)) } : {}),
         ...(liveness || readiness ? { health: { ...(liveness ? { liveness } : {}), ...(readiness ? { readiness } : {}) } } : {}),
         ...(autoscale ? { autoscale } : {}),
-        ...(o.pool !== undefined ? { pool: { size: o.pool as number } } : {}),
+        ...(o.pool !== undefined ? { pool: { size: o.pool as number, ...(typeof o.poolWarm === 'string' ? { warm: { path: o.poolWarm } } : {}) } } : {}),
         ...(o.gatewayPort !== undefined ? { gateway: { hostPort: o.gatewayPort as number } } : {}),
       };
       const s = await (await connect()).createService(body);
@@ -128,14 +129,17 @@ export function registerService(program: Command): void {
     .option('--mem <MiB>', 'memory', int)
     .option('--vcpus <n>', 'vCPUs', int)
     .option('-e, --env <K=V>', 'environment variable (repeatable)', collect, [])
+    .option('--warm <path>', "HTTP path each spare serves before it is paused (default: the image's readiness check); it must be safe to repeat")
+    .option('--warm-requests <n>', 'warm-up requests per spare (default 3; 0: none)', int)
     .option('--json', 'JSON output')
-    .action(async (image: string, o: { size: number; mem?: number; vcpus?: number; env: string[]; json?: boolean }) => {
+    .action(async (image: string, o: { size: number; mem?: number; vcpus?: number; env: string[]; warm?: string; warmRequests?: number; json?: boolean }) => {
       const p = await (await connect()).createPool({
         image,
         size: o.size,
         ...(o.mem !== undefined ? { memMiB: o.mem } : {}),
         ...(o.vcpus !== undefined ? { vcpus: o.vcpus } : {}),
         ...(o.env.length ? { env: Object.fromEntries(o.env.map(parseEnvFlag)) } : {}),
+        ...(o.warm !== undefined || o.warmRequests !== undefined ? { warm: { ...(o.warm !== undefined ? { path: o.warm } : {}), ...(o.warmRequests !== undefined ? { requests: o.warmRequests } : {}) } } : {}),
       });
       if (o.json) printJson(p);
       else process.stdout.write(`${p.id}\n`);

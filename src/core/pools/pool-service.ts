@@ -6,6 +6,7 @@ import type { SnapshotService } from '../snapshots/snapshot-service.js';
 import type { Fleet } from '../supervision/fleet.js';
 import { specFromRequest } from '../vm-request.js';
 import { isActive } from '../vm-state.js';
+import { resolveWarm, warmUp, type WarmRequest } from './warm-up.js';
 
 export interface CreatePoolRequest {
   image: string;
@@ -15,7 +16,10 @@ export interface CreatePoolRequest {
   args?: string[] | null;
   driver?: string;
   size: number;
+  warm?: WarmRequest;
   service?: string | null;
+  /** A service's pool warms on the service's port and readiness path. */
+  warmOn?: { port: number | null; readinessPath: string | null };
 }
 
 export interface PoolStatus {
@@ -66,6 +70,7 @@ export class PoolService {
       spec,
       imageDigest: image.digest,
       size: req.size,
+      warm: resolveWarm(req.warm, image, req.warmOn ? 'pool.warm' : 'warm', req.warmOn?.port ?? null, req.warmOn?.readinessPath ?? null),
       service: req.service ?? null,
       createdAt: this.o.clock.now().toISOString(),
     };
@@ -196,6 +201,15 @@ export class PoolService {
       );
       // The first spare of a spec becomes its template, so the next ones restore from it.
       if (vm.origin === 'cold') await this.snapshots.templateNow(vm.id).catch((e: unknown) => this.o.log(`no template from spare ${name}: ${messageOf(e)}`));
+      // After the template: what warms a spare is the pool's business, not every restore's.
+      if (vm.ip) {
+        try {
+          await warmUp(vm.ip, pool.warm);
+        } catch (e) {
+          await this.vms.remove(vm.id, { force: true }).catch(() => undefined);
+          throw new Error(`spare ${name} did not answer its warm-up requests: ${messageOf(e)}`);
+        }
+      }
       await this.vms.pause(vm.id);
     }
     for (const extra of this.spares(id).slice(pool.size)) await this.vms.remove(extra.id, { force: true });

@@ -60,7 +60,9 @@ export class ServiceManager implements ReplicaSource {
     this.o.store.insertService(record);
     try {
       if (spec.pool && spec.pool.size > 0) {
-        const pool = await this.pools.create({ image: spec.vm.image, vcpus: spec.vm.vcpus, memMiB: spec.vm.memMiB, env: spec.vm.env, args: spec.vm.args, driver: spec.vm.driver, size: spec.pool.size, service: spec.name });
+        const pool = await this.pools.create({ image: spec.vm.image, vcpus: spec.vm.vcpus, memMiB: spec.vm.memMiB, env: spec.vm.env, args: spec.vm.args, driver: spec.vm.driver, size: spec.pool.size, warm: spec.pool.warm, service: spec.name,
+          warmOn: { port: spec.port, readinessPath: spec.health.readiness?.path ?? null },
+        });
         record = { ...record, poolId: pool.id };
         this.o.store.updateService(record);
       }

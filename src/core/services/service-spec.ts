@@ -1,6 +1,7 @@
 import { checkAutoscale } from '../autoscale/autoscale-settings.js';
 import { invalid } from '../errors.js';
 import type { ImageManifest, Probe, RestartPolicy, ServiceSpec } from '../models.js';
+import { resolveWarm, type WarmRequest } from '../pools/warm-up.js';
 import { checkName } from '../spec-checks.js';
 import { specFromRequest, type DriverFit } from '../vm-request.js';
 
@@ -17,7 +18,7 @@ export interface CreateServiceRequest {
   health?: { readiness?: ProbeRequest; liveness?: ProbeRequest };
   restart?: RestartPolicy;
   autoscale?: Record<string, unknown>;
-  pool?: { size: number };
+  pool?: { size: number; warm?: WarmRequest };
   gateway?: { hostPort?: number; hostAddr?: string };
   stopTimeoutMs?: number;
 }
@@ -70,8 +71,10 @@ export function serviceSpecFrom(req: CreateServiceRequest, image: ImageManifest,
   if (!['always', 'on-failure', 'never'].includes(restart)) throw invalid('restart', "restart must be 'always', 'on-failure' or 'never'");
   const autoscale = req.autoscale === undefined ? null : checkAutoscale(req.autoscale);
   if (autoscale && autoscale.metric !== 'http-json' && port === null) throw invalid('autoscale.metric', `autoscale.metric ${autoscale.metric} is measured at the gateway: the service needs a port`);
-  const pool = req.pool ?? null;
+  const pool = req.pool ? { size: req.pool.size, warm: req.pool.warm ?? {} } : null;
   if (pool && (!Number.isInteger(pool.size) || pool.size < 0 || pool.size > MAX_REPLICAS)) throw invalid('pool.size', `pool.size must be an integer from 0 to ${MAX_REPLICAS}`);
+  const readiness = probe(req.health?.readiness, 'health.readiness', port);
+  if (pool) resolveWarm(pool.warm, image, 'pool.warm', port, readiness?.path ?? null); // checked now: nothing is made from a bad spec
   const hostPort = req.gateway?.hostPort ?? null;
   if (hostPort !== null && (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535)) throw invalid('gateway.hostPort', 'gateway.hostPort must be 1-65535');
   return {
@@ -79,7 +82,7 @@ export function serviceSpecFrom(req: CreateServiceRequest, image: ImageManifest,
     vm,
     port,
     replicas: { min, max },
-    health: { readiness: probe(req.health?.readiness, 'health.readiness', port), liveness: probe(req.health?.liveness, 'health.liveness', port) },
+    health: { readiness, liveness: probe(req.health?.liveness, 'health.liveness', port) },
     restart,
     autoscale,
     pool,
