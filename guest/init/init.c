@@ -34,11 +34,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
 #include <linux/random.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <net/route.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -954,9 +958,24 @@ static void set_sin(struct sockaddr *sa, struct in_addr a) {
   memcpy(sa, &sin, sizeof sin);
 }
 
+/* True when eth0 is up with exactly this MAC, address and netmask already (a warm pool's
+ * spare renewed for the VM that takes it): nothing names another machine, so the link
+ * need not go down. */
+static int net_unchanged(int s, const struct identity *id, short flags) {
+  if (!(flags & IFF_UP)) return 0;
+  struct ifreq q;
+  memset(&q, 0, sizeof q);
+  snprintf(q.ifr_name, IFNAMSIZ, "eth0");
+  if (ioctl(s, SIOCGIFHWADDR, &q) < 0 || memcmp(q.ifr_hwaddr.sa_data, id->mac, 6) != 0) return 0;
+  if (ioctl(s, SIOCGIFADDR, &q) < 0 || ((struct sockaddr_in *)&q.ifr_addr)->sin_addr.s_addr != id->ip.s_addr) return 0;
+  if (ioctl(s, SIOCGIFNETMASK, &q) < 0 || ((struct sockaddr_in *)&q.ifr_netmask)->sin_addr.s_addr != id->mask.s_addr) return 0;
+  return 1;
+}
+
 /* eth0 gets the clone's MAC, address and default route. Taking it down first drops its
- * neighbour entries and routes, which name the snapshot's machine. */
-static const char *renew_network(const struct identity *id) {
+ * neighbour entries and routes, which name the snapshot's machine. *kept says the link
+ * already had this identity and was left as it was. */
+static const char *renew_network(const struct identity *id, int *kept, struct in_addr *old) {
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return "socket";
   const char *failed = NULL;
@@ -968,6 +987,14 @@ static const char *renew_network(const struct identity *id) {
     goto out;
   }
   short flags = ifr.ifr_flags;
+  struct ifreq a;
+  memset(&a, 0, sizeof a);
+  snprintf(a.ifr_name, IFNAMSIZ, "eth0");
+  old->s_addr = ioctl(s, SIOCGIFADDR, &a) == 0 ? ((struct sockaddr_in *)&a.ifr_addr)->sin_addr.s_addr : INADDR_ANY;
+  if (net_unchanged(s, id, flags)) {
+    *kept = 1; /* a pool's spare keeps its own address: no link flap, warm neighbour entries */
+    goto out;
+  }
   ifr.ifr_flags = flags & ~IFF_UP;
   if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
     failed = "eth0 down";
@@ -1019,6 +1046,84 @@ out:;
   return failed;
 }
 
+/* Aborts the TCP connections whose local address is `old` (not listeners): a clone holds
+ * the snapshot's connections, but their peers answer the snapshot's address, so a request
+ * on one would wait for its timeout. Aborted, the app sees ECONNABORTED at once and opens
+ * a new connection from the clone's own address. Returns how many, or -1 (errno set). */
+static int abort_connections_from(struct in_addr old) {
+  int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return -1;
+  struct timeval tmo = {.tv_sec = 1};
+  setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 r;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = sizeof req;
+  req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.r.sdiag_family = AF_INET;
+  req.r.sdiag_protocol = IPPROTO_TCP;
+  req.r.idiag_states = 0xfff & ~(1u << TCP_LISTEN) & ~1u;
+  enum { MAX_STALE = 512 };
+  static struct inet_diag_sockid stale[MAX_STALE];
+  int n = 0, done = 0, rc = 0;
+  if (send(nl, &req, sizeof req, 0) < 0) {
+    rc = -1;
+    goto out;
+  }
+  static char buf[16384];
+  while (!done) {
+    ssize_t len = recv(nl, buf, sizeof buf, 0);
+    if (len < 0 && errno == EINTR) continue;
+    if (len <= 0) {
+      rc = -1;
+      goto out;
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = 1;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        errno = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+        rc = -1;
+        goto out;
+      }
+      struct inet_diag_msg *m = NLMSG_DATA(h);
+      if (m->id.idiag_src[0] == old.s_addr && n < MAX_STALE) stale[n++] = m->id;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    req.nlh.nlmsg_type = SOCK_DESTROY;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.r.idiag_states = 0xfff;
+    req.r.id = stale[i];
+    if (send(nl, &req, sizeof req, 0) < 0) {
+      rc = -1;
+      goto out;
+    }
+    ssize_t len = recv(nl, buf, sizeof buf, 0);
+    struct nlmsghdr *h = (struct nlmsghdr *)buf;
+    /* ENOENT: it closed meanwhile; anything else is a failure to report. */
+    if (len > 0 && NLMSG_OK(h, (size_t)len) && h->nlmsg_type == NLMSG_ERROR) {
+      int err = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+      if (err != 0 && err != ENOENT) {
+        errno = err;
+        rc = -1;
+        goto out;
+      }
+    }
+  }
+  rc = n;
+out:;
+  int saved = errno;
+  close(nl);
+  errno = saved;
+  return rc;
+}
+
 static void agent_renew(pid_t app, char **t) {
   struct identity id;
   const char *bad = parse_identity(t, &id);
@@ -1046,11 +1151,22 @@ static void agent_renew(pid_t app, char **t) {
   memcpy(hostname, id.hostname, sizeof hostname);
   cfg.hostname = hostname;
   if (write_host_files() < 0) logmsg("agent: rewriting /etc/hosts: %s", strerror(errno));
-  const char *failed = renew_network(&id);
+  int kept = 0;
+  struct in_addr old = {.s_addr = INADDR_ANY};
+  const char *failed = renew_network(&id, &kept, &old);
   if (failed) {
     /* The app stays frozen: a clone that is not distinct must not run it. */
     agent_err("renew: %s: %s", failed, strerror(errno));
     return;
+  }
+  int aborted = 0;
+  if (!kept && old.s_addr != INADDR_ANY && old.s_addr != id.ip.s_addr) {
+    aborted = abort_connections_from(old);
+    if (aborted < 0) {
+      /* Not fatal: the app's requests on them time out and it reconnects, as before. */
+      logmsg("agent: aborting the snapshot's connections: %s", strerror(errno));
+      aborted = 0;
+    }
   }
   /* The hooks hear R: as the answer to the F they wait with, or else to a SIGWINCH sent
    * now (a renew without freeze, or one whose freeze signal came before Node listened:
@@ -1060,8 +1176,8 @@ static void agent_renew(pid_t app, char **t) {
   if (was_frozen) unfreeze(app);
   else hooks_drain();
   if (hooks.fd >= 0 && hooks.renew_due) kill(app, SIGWINCH);
-  logmsg("agent: renewed as %s %s in %.0f ms%s", id.hostname, t[0], uptime_ms() - t0,
-         was_frozen ? ", app continued" : "");
+  logmsg("agent: renewed as %s %s in %.0f ms%s, %d connection(s) of the old address aborted%s", id.hostname, t[0],
+         uptime_ms() - t0, kept ? ", network kept" : "", aborted, was_frozen ? ", app continued" : "");
   agent_ok("renewed");
 }
 

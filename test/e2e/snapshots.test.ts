@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiError, type VmView } from '../../src/client/client.js';
@@ -88,6 +88,26 @@ describe('snapshots, clones, pause, suspend', () => {
     assert.equal(await count(c1.ip!), n + 1);
     assert.equal(await count(c2.ip!), n + 1);
     assert.equal(await count(c1.ip!), n + 2, 'each clone counts on by itself');
+  });
+
+  it("a clone's connections from the snapshot's address are aborted at its renewal; the source keeps its own", async () => {
+    const peer = await d.client.run({ image: 'counter', name: 'peer', boot: 'cold' });
+    assert.deepEqual(await guestGet(src.ip!, `/hold?host=${peer.ip}&port=8080`), { held: 1 });
+    await d.client.snapshot('src', 'holding');
+    const clone = await d.client.run({ snapshot: 'holding', name: 'clone-held' });
+    type Held = { state: string; error: string | null }[];
+    const seen = await waitFor(async () => {
+      const h = await guestGet<Held>(clone.ip!, '/held');
+      return h[0]?.state === 'closed' ? h : null;
+    }, 5000, "the clone's held connection to close");
+    assert.deepEqual(seen, [{ state: 'closed', error: 'ECONNABORTED' }], 'aborted by the renewal, not timed out');
+    assert.deepEqual(await guestGet<Held>(src.ip!, '/held'), [{ state: 'open', error: null }], 'positive control: the source still holds its connection');
+    const consoleLog = await readFile(join(d.home, 'vms', clone.id, 'console.log'), 'utf8');
+    // The held one at least; connections the host's requests left open to src count too.
+    const aborted = /renewed as clone-held \S+ in \d+ ms, (\d+) connection\(s\) of the old address aborted/.exec(consoleLog);
+    assert.ok(aborted && Number(aborted[1]) >= 1, `the agent says it aborted the held connection: ${consoleLog.split('\n').filter((l) => l.includes('renewed')).join(' | ')}`);
+    for (const n of ['clone-held', 'peer']) await d.client.remove(n, { force: true });
+    await d.client.removeSnapshot('holding');
   });
 
   it('deleting a snapshot that a running clone depends on is refused', async () => {
