@@ -19,12 +19,19 @@ export class Registration {
   private healthy = false;
   private inFlight: Promise<void> | undefined;
 
+  /** The key last written; a clone's renewed hostname may change what keyOf() says. */
+  private written: string | undefined;
+
   constructor(
     private readonly client: RegistryClient,
-    readonly key: string,
-    readonly value: string,
+    private readonly keyOf: () => string,
+    private readonly valueOf: () => string,
     readonly ttlSec: number,
   ) {}
+
+  get key(): string {
+    return this.written ?? this.keyOf();
+  }
 
   start(): void {
     const beat = (): void => {
@@ -40,9 +47,19 @@ export class Registration {
   }
 
   private async beat(): Promise<void> {
+    const key = this.keyOf();
+    const value = this.valueOf();
+    if (this.written !== undefined && this.written !== key) {
+      // Restored from a snapshot under another name: the old key is the snapshot's machine's.
+      log(`registering as ${key}, no longer as ${this.written}`);
+      await this.client.delete(this.written).catch(() => undefined);
+      this.written = undefined;
+      this.healthy = false;
+    }
     try {
-      await this.client.put(this.key, this.value, this.ttlSec);
-      if (!this.healthy) log(`registered ${this.key}=${this.value} (ttl ${this.ttlSec}s)`);
+      await this.client.put(key, value, this.ttlSec);
+      this.written = key;
+      if (!this.healthy) log(`registered ${key}=${value} (ttl ${this.ttlSec}s)`);
       this.healthy = true;
     } catch (err) {
       // The registry may be restarting; the next beat re-creates the key.
@@ -100,8 +117,9 @@ export class RegistryClient {
   }
 
   /** Publishes `key=value` with a TTL and keeps it alive every TTL/3 until stopped. */
-  register(key: string, value: string, ttlSec = 10): Registration {
-    const registration = new Registration(this, key, value, ttlSec);
+  /** Keeps `key` = `value` alive; functions are asked at every heartbeat (a clone's name changes). */
+  register(key: string | (() => string), value: string | (() => string), ttlSec = 10): Registration {
+    const registration = new Registration(this, typeof key === 'string' ? () => key : key, typeof value === 'string' ? () => value : value, ttlSec);
     registration.start();
     return registration;
   }

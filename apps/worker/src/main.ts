@@ -40,8 +40,13 @@ const router = new Router()
 const server = await listen(router, config.port, config.host);
 log(`worker ${workerId} listening on ${config.host}:${config.port}, lease ${leaseSec}s, poll ${pollMs} ms${delayMs > 0 ? `, test delay ${delayMs} ms` : ''}`);
 // "worker-1" registers as worker-1endpoint, "w1" as worker-w1endpoint: one "worker-" prefix.
-const registryName = workerId.startsWith('worker') ? workerId : `worker-${workerId}`;
-const registration = registry.register(endpointKey(registryName), config.advertise, config.registryTtlSec);
+// Both asked at every heartbeat: a clone registers under its own name and address.
+const registryName = (): string => {
+  const id = currentId();
+  return id.startsWith('worker') ? id : `worker-${id}`;
+};
+const advertise = (): string => envString('ADVERTISE', `${hostname()}:${config.port}`);
+const registration = registry.register(() => endpointKey(registryName()), advertise, config.registryTtlSec);
 loop.start();
 
 onShutdown(async () => {
