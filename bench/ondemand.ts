@@ -6,10 +6,15 @@
  *            http://<vm ip>:8080/ polled every 5 ms -> first reply received
  *   pool     the same POST without boot (a warm pool of 2 for the image hands out a spare),
  *            then the same GET -> first reply received. Before each measurement: the pool
- *            has 2 ready spares again (GET /pools).
+ *            has 2 ready spares again (GET /pools). The pool warms its spares the default
+ *            way (3 requests of the image's readiness check, GET /healthz).
+ *   pool+    the same with a pool primed with GET / (`warm: {path: '/'}`: each spare serves
+ *            3 requests of / before its pause). A different env (PRIMED=1) keeps the two
+ *            pools' spares apart.
  *   gateway  one GET <service gateway>/ sent to a service at 0 replicas (min 0, max 1,
  *            autoscale inflight, scaleToZeroAfterMs 1000, pool of 1) -> its reply received.
  *            Before each measurement: the service is at 0 (desired, running) and its pool full.
+ *   gateway+ the same through a second service whose pool is primed with GET /.
  *   host     spawn `node server.js` (a copy of the fixture with its port literal replaced by
  *            process.env.PORT, as bench/restore does) -> first reply of GET 127.0.0.1:<port>/
  *            polled every 5 ms.
@@ -35,17 +40,18 @@ const MEASURE_TIMEOUT_MS = 120_000;
 const SETTLE_MS = 300;
 const POOL_SIZE = 2;
 
-type Path = 'cold' | 'pool' | 'gateway' | 'host';
+type Path = 'cold' | 'pool' | 'pool+' | 'gateway' | 'gateway+' | 'host';
+const PRIMED = { PRIMED: '1' };
 
 const hostCopy = (dir: string): Promise<void> => copyFixtureForHost(IMAGE, APP_PORT, dir);
 const hostPath = (appDir: string): Promise<number> => timeHostApp(appDir, MEASURE_TIMEOUT_MS, 5);
 
-async function vmPath(d: BenchDaemon, name: string, cold: boolean): Promise<{ ms: number; origin: string }> {
+async function vmPath(d: BenchDaemon, name: string, cold: boolean, env: Record<string, string> = {}): Promise<{ ms: number; origin: string }> {
   const t0 = performance.now();
   const res = await fetch(`${d.url}/vm/run`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ image: IMAGE, name, ...(cold ? { boot: 'cold' } : {}) }),
+    body: JSON.stringify({ image: IMAGE, name, env, ...(cold ? { boot: 'cold' } : {}) }),
     signal: AbortSignal.timeout(MEASURE_TIMEOUT_MS),
   });
   const text = await res.text();
@@ -78,40 +84,48 @@ async function main(): Promise<void> {
   if (RUNS < 1) throw new Error('RUNS must be at least 1');
   const d = await startBenchDaemon();
   const work = await mkdtemp(join(tmpdir(), 'uigniter-bench-ondemand-'));
-  let poolId: string | null = null;
-  let serviceMade = false;
+  const poolIds: string[] = [];
+  const servicesMade: string[] = [];
   try {
     await d.cli(['image', 'build', join(ROOT, 'test', 'fixtures', IMAGE), '--name', IMAGE]);
     const appDir = join(work, 'host-app');
     await hostCopy(appDir);
 
     const pools = async (): Promise<PoolView[]> => (await d.client.raw<{ pools: PoolView[] }>('GET', '/pools')).pools;
-    const pool = await d.client.raw<PoolView>('POST', '/pools', { image: IMAGE, size: POOL_SIZE });
-    poolId = pool.id;
-    const poolFull = async (): Promise<boolean> => ((await pools()).find((p) => p.id === poolId)?.ready.length ?? 0) >= POOL_SIZE;
-
-    await d.client.raw('POST', '/services', {
-      name: SERVICE,
-      image: IMAGE,
-      port: APP_PORT,
-      replicas: { min: 0, max: 1 },
-      autoscale: { metric: 'inflight', target: 1, scaleToZeroAfterMs: 1000, stableWindowMs: 2000, panicWindowMs: 1000, cooldownMs: 0 },
-      pool: { size: 1 },
-    });
-    serviceMade = true;
-    const svc = async (): Promise<ServiceState> => d.client.raw<ServiceState>('GET', `/services/${SERVICE}`);
-    const gateway = (await svc()).gateway;
-    if (!gateway) throw new Error('the service has no gateway');
-    const serviceIdle = async (): Promise<boolean> => {
-      const s = await svc();
-      if (s.status.desired !== 0 || s.status.running !== 0) return false;
-      const p = (await pools()).find((x) => x.id === s.pool?.id);
-      return !!p && p.ready.length >= p.size;
+    const makePool = async (primed: boolean): Promise<() => Promise<boolean>> => {
+      const pool = await d.client.raw<PoolView>('POST', '/pools', { image: IMAGE, size: POOL_SIZE, ...(primed ? { env: PRIMED, warm: { path: '/' } } : {}) });
+      poolIds.push(pool.id);
+      return async () => ((await pools()).find((p) => p.id === pool.id)?.ready.length ?? 0) >= POOL_SIZE;
     };
+    const poolFull = { pool: await makePool(false), 'pool+': await makePool(true) };
 
-    const reply: Record<Path, number[]> = { cold: [], pool: [], gateway: [], host: [] };
+    const makeService = async (name: string, primed: boolean): Promise<{ gateway: string; idle: () => Promise<boolean> }> => {
+      await d.client.raw('POST', '/services', {
+        name,
+        image: IMAGE,
+        port: APP_PORT,
+        replicas: { min: 0, max: 1 },
+        autoscale: { metric: 'inflight', target: 1, scaleToZeroAfterMs: 1000, stableWindowMs: 2000, panicWindowMs: 1000, cooldownMs: 0 },
+        pool: { size: 1, ...(primed ? { warm: { path: '/' } } : {}) },
+        ...(primed ? { env: PRIMED } : {}),
+      });
+      servicesMade.push(name);
+      const svc = async (): Promise<ServiceState> => d.client.raw<ServiceState>('GET', `/services/${name}`);
+      const gateway = (await svc()).gateway;
+      if (!gateway) throw new Error(`service ${name} has no gateway`);
+      const idle = async (): Promise<boolean> => {
+        const s = await svc();
+        if (s.status.desired !== 0 || s.status.running !== 0) return false;
+        const p = (await pools()).find((x) => x.id === s.pool?.id);
+        return !!p && p.ready.length >= p.size;
+      };
+      return { gateway, idle };
+    };
+    const services = { gateway: await makeService(SERVICE, false), 'gateway+': await makeService(`${SERVICE}-primed`, true) };
+
+    const reply: Record<Path, number[]> = { cold: [], pool: [], 'pool+': [], gateway: [], 'gateway+': [], host: [] };
     const origins: Record<string, number> = {};
-    const order: Path[] = ['cold', 'pool', 'gateway', 'host'];
+    const order: Path[] = ['cold', 'pool', 'pool+', 'gateway', 'gateway+', 'host'];
     for (let i = 0; i < RUNS; i++) {
       const round = [...order.slice(i % order.length), ...order.slice(0, i % order.length)];
       for (const p of round) {
@@ -120,44 +134,51 @@ async function main(): Promise<void> {
           const r = await vmPath(d, `od${i}-cold`, true);
           reply.cold.push(r.ms);
           origins[`cold->${r.origin}`] = (origins[`cold->${r.origin}`] ?? 0) + 1;
-        } else if (p === 'pool') {
-          await waitUntil('the pool to hold 2 ready spares', 180_000, poolFull);
-          const r = await vmPath(d, `od${i}-pool`, false);
-          reply.pool.push(r.ms);
-          origins[`pool->${r.origin}`] = (origins[`pool->${r.origin}`] ?? 0) + 1;
+        } else if (p === 'pool' || p === 'pool+') {
+          await waitUntil(`the ${p} pool to hold 2 ready spares`, 180_000, poolFull[p]);
+          const r = await vmPath(d, `od${i}-${p === 'pool' ? 'pool' : 'primed'}`, false, p === 'pool' ? {} : PRIMED);
+          reply[p].push(r.ms);
+          origins[`${p}->${r.origin}`] = (origins[`${p}->${r.origin}`] ?? 0) + 1;
         } else {
-          await waitUntil('the service to be at 0 with its pool full', 180_000, serviceIdle);
+          const s = services[p];
+          await waitUntil(`the ${p} service to be at 0 with its pool full`, 180_000, s.idle);
           const t0 = performance.now();
-          await getOnce(`${gateway}/`, 60_000, MEASURE_TIMEOUT_MS);
-          reply.gateway.push(performance.now() - t0);
+          await getOnce(`${s.gateway}/`, 60_000, MEASURE_TIMEOUT_MS);
+          reply[p].push(performance.now() - t0);
         }
         await sleep(SETTLE_MS);
       }
       const last = (p: Path): string => (reply[p].at(-1)! / 1000).toFixed(3);
-      process.stderr.write(`round ${i + 1}/${RUNS}: cold ${last('cold')} s, pool ${last('pool')} s, gateway ${last('gateway')} s, host ${last('host')} s\n`);
+      process.stderr.write(`round ${i + 1}/${RUNS}: ${order.map((p) => `${p} ${last(p)} s`).join(', ')}\n`);
     }
 
-    const events = await d.client.raw<{ events: { kind: string; message: string }[] }>('GET', `/services/${SERVICE}/events`);
-    const started = events.events.filter((e) => e.kind === 'replica-started').map((e) => /\((\w+),/.exec(e.message)?.[1] ?? '?');
-    for (const o of started) origins[`gateway->${o}`] = (origins[`gateway->${o}`] ?? 0) + 1;
+    for (const [p, name] of [['gateway', SERVICE], ['gateway+', `${SERVICE}-primed`]] as const) {
+      const events = await d.client.raw<{ events: { kind: string; message: string }[] }>('GET', `/services/${name}/events`);
+      const started = events.events.filter((e) => e.kind === 'replica-started').map((e) => /\((\w+),/.exec(e.message)?.[1] ?? '?');
+      for (const o of started) origins[`${p}->${o}`] = (origins[`${p}->${o}`] ?? 0) + 1;
+    }
 
     process.stdout.write(`\nbench/ondemand: ${IMAGE} app (Node HTTP server), ${RUNS} alternating rounds; ms from the client's request to the app's first reply\n`);
     printTable(['path', 'n', 'min', 'p50', 'p99', 'max'], [
       spreadRow("cold: POST /vm/run {boot:'cold'} answered, then GET <ip>:8080/ -> first reply", reply.cold, 1, 1),
       spreadRow('pool: POST /vm/run (warm pool of 2) answered, then GET <ip>:8080/ -> first reply', reply.pool, 1, 1),
+      spreadRow("pool+: the same, pool primed with warm: {path: '/'}", reply['pool+'], 1, 1),
       spreadRow('gateway: GET <gateway>/ to a service at 0 replicas (pool of 1) -> reply', reply.gateway, 1, 1),
+      spreadRow("gateway+: the same, its pool primed with warm: {path: '/'}", reply['gateway+'], 1, 1),
       spreadRow('host: spawn node server.js -> first reply of GET 127.0.0.1:<port>/', reply.host, 1, 1),
     ]);
     const p50 = (p: Path): number => spread(reply[p]).p50;
-    process.stdout.write(`\nratios of p50 against host (baseline, same run): cold ${(p50('cold') / p50('host')).toFixed(2)}x, pool ${(p50('pool') / p50('host')).toFixed(2)}x, gateway ${(p50('gateway') / p50('host')).toFixed(2)}x\n`);
+    process.stdout.write(`\nratios of p50 against host (baseline, same run): ${order.filter((p) => p !== 'host').map((p) => `${p} ${(p50(p) / p50('host')).toFixed(2)}x`).join(', ')}\n`);
     process.stdout.write(`origins: ${JSON.stringify(origins)}\n`);
     const goal = (label: string, ok: boolean): void => void process.stdout.write(`goal ${label}: ${ok ? 'met' : 'NOT met'}\n`);
-    goal(`pool p50 < 50 ms (${p50('pool').toFixed(1)} ms)`, p50('pool') < 50);
-    goal(`gateway p50 < 100 ms (${p50('gateway').toFixed(1)} ms)`, p50('gateway') < 100);
-    goal(`pool and gateway p50 below host (${p50('host').toFixed(1)} ms)`, p50('pool') < p50('host') && p50('gateway') < p50('host'));
+    for (const [pool, gw] of [['pool', 'gateway'], ['pool+', 'gateway+']] as const) {
+      goal(`${pool} p50 < 50 ms (${p50(pool).toFixed(1)} ms)`, p50(pool) < 50);
+      goal(`${gw} p50 < 100 ms (${p50(gw).toFixed(1)} ms)`, p50(gw) < 100);
+      goal(`${pool} and ${gw} p50 below host (${p50('host').toFixed(1)} ms)`, p50(pool) < p50('host') && p50(gw) < p50('host'));
+    }
   } finally {
-    if (serviceMade) await d.client.raw('DELETE', `/services/${SERVICE}`).catch(() => undefined);
-    if (poolId) await d.client.raw('DELETE', `/pools/${poolId}`).catch(() => undefined);
+    for (const name of servicesMade) await d.client.raw('DELETE', `/services/${name}`).catch(() => undefined);
+    for (const id of poolIds) await d.client.raw('DELETE', `/pools/${id}`).catch(() => undefined);
     await d.close();
     await rm(work, { recursive: true, force: true });
   }

@@ -282,7 +282,12 @@ export class ServiceController {
       if (!this.fetching) {
         this.fetching = true;
         void fetchNumber(s.url!, s.field, 2000)
-          .then((n) => (this.lastFetched = Math.max(0, n)))
+          .then((n) => {
+            const before = this.lastFetched;
+            this.lastFetched = Math.max(0, n);
+            // A new value is decided on now, not a tick later: a backlog appearing wakes the service sooner.
+            if (before !== this.lastFetched) this.poke();
+          })
           .catch((e: unknown) => {
             this.lastFetched = undefined;
             this.fleet.o.log(`service ${this.name}: autoscale metric: ${messageOf(e)}`);
