@@ -73,7 +73,14 @@ export async function startBenchDaemon(extraArgs: string[] = []): Promise<BenchD
     await sleep(100);
   }
   const cli = async (args: string[]): Promise<string> => (await run(process.execPath, [CLI, ...args], { env })).stdout;
-  return {
+  // A benchmark stopped by a signal still removes its daemon, VMs, namespace and home.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`${sig}: removing the bench daemon and its VMs\n`);
+    void bench.close().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const bench: BenchDaemon = {
     home,
     netns,
     bridge,
@@ -89,8 +96,11 @@ export async function startBenchDaemon(extraArgs: string[] = []): Promise<BenchD
       }
       await cli(['daemon', '--cleanup', ...net]).catch(() => '');
       await rm(home, { recursive: true, force: true });
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     },
   };
+  return bench;
 }
 
 export function processRssMiB(pid: number): Promise<number> {

@@ -62,6 +62,8 @@ describe('demo application with autoscaled workers', () => {
     assert.ok(points.slice(firstUp).some((p) => p.desired === 0 && p.running === 0), 'and ends back at zero');
     const peak = Math.max(...points.map((p) => p.ready));
     log(`peak ready replicas in the series: ${peak}${peak < 2 ? ' (below 2)' : ''}`);
+    const over = points.filter((p) => p.running > MAX_WORKERS);
+    assert.deepEqual(over, [], `never more than max (${MAX_WORKERS}) workers running`);
     assert.ok(points.some((p) => p.decision && p.decision.from === 0 && p.decision.to >= 1), 'a decision up from zero');
     assert.ok(points.some((p) => p.decision && p.decision.to === 0), 'a decision back to zero');
 

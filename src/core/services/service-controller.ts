@@ -39,7 +39,8 @@ export class ServiceController {
   private readonly health = new Map<string, Health>();
   private readonly removing = new Set<string>();
   private readonly restarting = new Set<string>();
-  private pendingStarts = 0;
+  /** Names of the replicas being created: each counts once, whether its record exists yet or not. */
+  private readonly pendingStarts = new Set<string>();
   private crashes = 0;
   private gateUntil = 0;
   private published = '';
@@ -161,10 +162,12 @@ export class ServiceController {
 
     rec = this.autoscale(rec, now);
 
-    // The count: start what is missing (pool first), remove extras.
-    const slots = replicas.filter((v) => isActive(v.state) || v.state === 'creating' || v.state === 'failed' || v.state === 'stopped' || v.state === 'suspended');
+    // The count: start what is missing (pool first), remove extras. Read again now: a start
+    // may have finished while the probes above were awaited, and a count from before them
+    // would start one replica too many.
+    const slots = this.replicas().filter((v) => !this.removing.has(v.id)).filter((v) => isActive(v.state) || v.state === 'creating' || v.state === 'failed' || v.state === 'stopped' || v.state === 'suspended');
     const desired = Math.min(Math.max(rec.desired, spec.replicas.min), spec.replicas.max);
-    const missing = desired - slots.length - this.pendingStarts;
+    const missing = desired - slots.length - [...this.pendingStarts].filter((n) => !slots.some((v) => v.name === n)).length;
     if (missing > 0 && now >= this.gateUntil) for (let i = 0; i < missing; i++) this.startReplica(rec);
     if (slots.length > desired) {
       const rank = (v: VmRecord): number => (v.state === 'failed' || v.state === 'stopped' ? 0 : this.health.get(v.id)?.ready ? 2 : 1);
@@ -192,7 +195,7 @@ export class ServiceController {
   private startReplica(rec: ServiceRecord): void {
     const s = rec.spec.vm;
     const name = `${rec.spec.name.slice(0, 56)}-${randomBytes(3).toString('hex')}`;
-    this.pendingStarts++;
+    this.pendingStarts.add(name);
     const t0 = performance.now();
     void this.vms
       .create({ image: s.image, vcpus: s.vcpus, memMiB: s.memMiB, env: s.env, args: s.args, driver: s.driver, name, stopTimeoutMs: s.stopTimeoutMs }, 'ready', {}, { service: rec.spec.name })
@@ -202,7 +205,7 @@ export class ServiceController {
         this.event('start-failed', `replica ${name} did not start: ${messageOf(e)}; next start no sooner than ${delay} ms`, { vm: name, delayMs: delay, attempt: this.crashes });
       })
       .finally(() => {
-        this.pendingStarts--;
+        this.pendingStarts.delete(name);
         this.poke();
       });
   }
