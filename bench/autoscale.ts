@@ -27,7 +27,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskStats } from '@uigniter-demo/common/task-record';
-import { createWorkerService, removeWorkerService, serviceStatus } from '../src/demo/autoscale.js';
+import { createWorkerService, removeWorkerService, serviceEvents, serviceStatus } from '../src/demo/autoscale.js';
 import { bootDemo, buildDemoImages, processBatch, removeDemo } from '../src/demo/demo-app.js';
 import { MasterClient } from '../src/demo/master-client.js';
 import { freePort, printTable, ROOT, spread, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
@@ -130,6 +130,12 @@ async function oneRun(d: BenchDaemon, mode: Mode, master: MasterClient, dbIp: st
     }
     stop = true;
     await Promise.all([sampler, reaction]);
+    if (mode !== 'fixed' && backlogAt !== null) {
+      // Where the reaction went: the service's own events, relative to the backlog seen.
+      const wallAtBacklog = Date.now() - (performance.now() - backlogAt);
+      const evs = (await serviceEvents(d.client)).filter((e) => ['scaled', 'replica-started'].includes(e.kind)).slice(0, 4);
+      process.stderr.write(`  ${mode} events after the backlog: ${evs.map((e) => `${((Date.parse(e.at) - wallAtBacklog) / 1000).toFixed(2)} s ${e.kind} ${e.message}`).join(' | ')}\n`);
+    }
     const after = await dbStats(dbIp);
     const ok = batch.mismatches.length === 0 && after.done - before.done === IMAGES;
     return { backlogMs: (backlogAt ?? NaN) - t0, reactionMs: (reactionAt ?? NaN) - (backlogAt ?? NaN), makespanMs, vmSeconds: vmMs / 1000, peak, ok };

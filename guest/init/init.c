@@ -975,7 +975,7 @@ static int net_unchanged(int s, const struct identity *id, short flags) {
 /* eth0 gets the clone's MAC, address and default route. Taking it down first drops its
  * neighbour entries and routes, which name the snapshot's machine. *kept says the link
  * already had this identity and was left as it was. */
-static const char *renew_network(const struct identity *id, int *kept, struct in_addr *old) {
+static const char *renew_network(const struct identity *id, int *kept) {
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (s < 0) return "socket";
   const char *failed = NULL;
@@ -987,10 +987,6 @@ static const char *renew_network(const struct identity *id, int *kept, struct in
     goto out;
   }
   short flags = ifr.ifr_flags;
-  struct ifreq a;
-  memset(&a, 0, sizeof a);
-  snprintf(a.ifr_name, IFNAMSIZ, "eth0");
-  old->s_addr = ioctl(s, SIOCGIFADDR, &a) == 0 ? ((struct sockaddr_in *)&a.ifr_addr)->sin_addr.s_addr : INADDR_ANY;
   if (net_unchanged(s, id, flags)) {
     *kept = 1; /* a pool's spare keeps its own address: no link flap, warm neighbour entries */
     goto out;
@@ -1046,11 +1042,13 @@ out:;
   return failed;
 }
 
-/* Aborts the TCP connections whose local address is `old` (not listeners): a clone holds
- * the snapshot's connections, but their peers answer the snapshot's address, so a request
- * on one would wait for its timeout. Aborted, the app sees ECONNABORTED at once and opens
- * a new connection from the clone's own address. Returns how many, or -1 (errno set). */
-static int abort_connections_from(struct in_addr old) {
+/* Aborts the TCP connections the snapshot held (every one but listeners and loopback, or
+ * with `keep` only those from another address than `keep`): in a clone they belong to the
+ * snapshot's machine. Their peers answer the snapshot's address (or closed them long ago),
+ * so a request on one would wait for its timeout. Aborted, the app sees ECONNABORTED at
+ * once and opens a new connection from its own address. Returns how many, or -1 (errno
+ * set). */
+static int abort_snapshot_connections(const struct in_addr *keep) {
   int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (nl < 0) return -1;
   struct timeval tmo = {.tv_sec = 1};
@@ -1092,7 +1090,9 @@ static int abort_connections_from(struct in_addr old) {
         goto out;
       }
       struct inet_diag_msg *m = NLMSG_DATA(h);
-      if (m->id.idiag_src[0] == old.s_addr && n < MAX_STALE) stale[n++] = m->id;
+      int loopback = (ntohl(m->id.idiag_src[0]) >> 24) == 127;
+      int mine = keep && m->id.idiag_src[0] == keep->s_addr;
+      if (!loopback && !mine && n < MAX_STALE) stale[n++] = m->id;
     }
   }
   for (int i = 0; i < n; i++) {
@@ -1124,7 +1124,7 @@ out:;
   return rc;
 }
 
-static void agent_renew(pid_t app, char **t) {
+static void agent_renew(pid_t app, char **t, int keep_connections) {
   struct identity id;
   const char *bad = parse_identity(t, &id);
   if (bad) {
@@ -1152,21 +1152,17 @@ static void agent_renew(pid_t app, char **t) {
   cfg.hostname = hostname;
   if (write_host_files() < 0) logmsg("agent: rewriting /etc/hosts: %s", strerror(errno));
   int kept = 0;
-  struct in_addr old = {.s_addr = INADDR_ANY};
-  const char *failed = renew_network(&id, &kept, &old);
+  const char *failed = renew_network(&id, &kept);
   if (failed) {
     /* The app stays frozen: a clone that is not distinct must not run it. */
     agent_err("renew: %s: %s", failed, strerror(errno));
     return;
   }
-  int aborted = 0;
-  if (!kept && old.s_addr != INADDR_ANY && old.s_addr != id.ip.s_addr) {
-    aborted = abort_connections_from(old);
-    if (aborted < 0) {
-      /* Not fatal: the app's requests on them time out and it reconnects, as before. */
-      logmsg("agent: aborting the snapshot's connections: %s", strerror(errno));
-      aborted = 0;
-    }
+  int aborted = abort_snapshot_connections(keep_connections ? &id.ip : NULL);
+  if (aborted < 0) {
+    /* Not fatal: the app's requests on them time out and it reconnects, as before. */
+    logmsg("agent: aborting the snapshot's connections: %s", strerror(errno));
+    aborted = 0;
   }
   /* The hooks hear R: as the answer to the F they wait with, or else to a SIGWINCH sent
    * now (a renew without freeze, or one whose freeze signal came before Node listened:
@@ -1176,8 +1172,9 @@ static void agent_renew(pid_t app, char **t) {
   if (was_frozen) unfreeze(app);
   else hooks_drain();
   if (hooks.fd >= 0 && hooks.renew_due) kill(app, SIGWINCH);
-  logmsg("agent: renewed as %s %s in %.0f ms%s, %d connection(s) of the old address aborted%s", id.hostname, t[0],
-         uptime_ms() - t0, kept ? ", network kept" : "", aborted, was_frozen ? ", app continued" : "");
+  logmsg("agent: renewed as %s %s in %.0f ms%s%s%s", id.hostname, t[0], uptime_ms() - t0, kept ? ", network kept" : "",
+         keep_connections ? ", own connections kept" : "", was_frozen ? ", app continued" : "");
+  logmsg("agent: %d connection(s) of the snapshot aborted", aborted);
   agent_ok("renewed");
 }
 
@@ -1221,7 +1218,8 @@ static void agent_command(pid_t app, char *line, size_t len) {
     unfreeze(app);
     logmsg("agent: thawed");
     agent_ok("thawed");
-  } else if (!strcmp(t[0], "renew") && n == 8) agent_renew(app, t + 1);
+  } else if (!strcmp(t[0], "renew") && (n == 8 || (n == 9 && !strcmp(t[8], "keep-connections"))))
+    agent_renew(app, t + 1, n == 9);
   else if (!strcmp(t[0], "clock") && n == 2) agent_clock(t[1]);
   else if (!strcmp(t[0], "ping") || !strcmp(t[0], "freeze") || !strcmp(t[0], "thaw") || !strcmp(t[0], "renew") ||
            !strcmp(t[0], "clock"))

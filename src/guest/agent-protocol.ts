@@ -17,7 +17,7 @@ import { decodeToken, encodeToken } from './config-drive.js';
  *   ping                      -> ok pong
  *   freeze                    -> ok frozen <1|0>
  *   thaw                      -> ok thawed
- *   renew <ip> <prefix> <gateway> <mac> <hostname> <unix-time-ms> <entropy-hex>
+ *   renew <ip> <prefix> <gateway> <mac> <hostname> <unix-time-ms> <entropy-hex> [keep-connections]
  *                             -> ok renewed
  *   clock <unix-time-ms>      -> ok clock
  *   anything else             -> err <message>      (the message is one encoded token)
@@ -35,7 +35,11 @@ import { decodeToken, encodeToken } from './config-drive.js';
  *   are mixed into the kernel's pool and credited, and the kernel's CRNG is reseeded; the
  *   wall clock is set; the hostname is set and /etc/hostname and /etc/hosts rewritten; eth0
  *   is taken down (dropping its neighbours and routes), given the MAC, the address and
- *   netmask, brought up, and the default route via the gateway added. Then a frozen app is
+ *   netmask, brought up, and the default route via the gateway added (left up when it has
+ *   them already); every TCP connection but listeners and loopback is aborted (the
+ *   snapshot's machine's), but with `keep-connections` (the same machine going on: a pool's
+ *   spare handed out, a suspended VM resumed) only those from another address. Then a
+ *   frozen app is
  *   told to renew (the hooks reseed what they cover) and continued. A renew while not
  *   frozen renews the machine all the same. A renew whose step fails answers `err` and
  *   leaves a frozen app frozen: a clone that did not become distinct must not run the app.
@@ -63,6 +67,13 @@ export interface GuestIdentity {
   timeMs: number;
   /** Fresh randomness for the guest kernel, ENTROPY_MIN_BYTES..ENTROPY_MAX_BYTES bytes. */
   entropy: Buffer;
+  /**
+   * The same machine going on (a pool's spare handed out, a suspended VM resumed): its TCP
+   * connections from this address are its own and stay; those from another address are
+   * aborted. Otherwise (a clone) every connection but loopback and listeners is aborted:
+   * it belongs to the snapshot's machine.
+   */
+  keepConnections?: boolean;
 }
 
 export type AgentCommand =
@@ -110,7 +121,7 @@ export function formatCommand(cmd: AgentCommand): string {
     case 'renew': {
       const id = cmd.identity;
       checkIdentity(id);
-      return line('renew', id.ip, id.prefix, id.gateway, id.mac.toLowerCase(), id.hostname, id.timeMs, id.entropy.toString('hex'));
+      return line('renew', id.ip, id.prefix, id.gateway, id.mac.toLowerCase(), id.hostname, id.timeMs, id.entropy.toString('hex'), ...(id.keepConnections ? ['keep-connections'] : []));
     }
   }
 }

@@ -68,7 +68,7 @@ describe('warm pools', () => {
     assert.equal(first.count, 1, 'the warm-up requests (its readiness check) reached no other path of the app');
     // The spare already had this address and MAC: the renewal kept its link up.
     const console = await readFile(join(d.home, 'vms', vm.id, 'console.log'), 'utf8');
-    assert.match(console, /agent: renewed as handed \S+ in \d+ ms, network kept/);
+    assert.match(console, /agent: renewed as handed \S+ in \d+ ms, network kept, own connections kept/);
     assert.equal(await resolveOne(d, 'handed'), vm.ip, 'its new name resolves');
     assert.equal(await resolveOne(d, taken.name), null, 'its spare name no longer resolves');
     // The pool starts a new spare: with the handed-out VM, --max-vms 3 is then reached.

@@ -104,8 +104,8 @@ describe('snapshots, clones, pause, suspend', () => {
     assert.deepEqual(await guestGet<Held>(src.ip!, '/held'), [{ state: 'open', error: null }], 'positive control: the source still holds its connection');
     const consoleLog = await readFile(join(d.home, 'vms', clone.id, 'console.log'), 'utf8');
     // The held one at least; connections the host's requests left open to src count too.
-    const aborted = /renewed as clone-held \S+ in \d+ ms, (\d+) connection\(s\) of the old address aborted/.exec(consoleLog);
-    assert.ok(aborted && Number(aborted[1]) >= 1, `the agent says it aborted the held connection: ${consoleLog.split('\n').filter((l) => l.includes('renewed')).join(' | ')}`);
+    const aborted = /agent: (\d+) connection\(s\) of the snapshot aborted/.exec(consoleLog);
+    assert.ok(aborted && Number(aborted[1]) >= 1, `the agent says it aborted the held connection: ${consoleLog.split('\n').filter((l) => l.includes('agent:')).join(' | ')}`);
     for (const n of ['clone-held', 'peer']) await d.client.remove(n, { force: true });
     await d.client.removeSnapshot('holding');
   });

@@ -43,6 +43,11 @@ describe('agent protocol: lines', () => {
       formatCommand({ kind: 'renew', identity }),
       `renew 172.30.0.7 24 172.30.0.1 52:55:ac:1e:00:07 web-2 1800000000123 ${'ab'.repeat(32)}\n`,
     );
+    assert.equal(
+      formatCommand({ kind: 'renew', identity: { ...identity, keepConnections: true } }),
+      `renew 172.30.0.7 24 172.30.0.1 52:55:ac:1e:00:07 web-2 1800000000123 ${'ab'.repeat(32)} keep-connections\n`,
+      'a spare handed out keeps its connections',
+    );
   });
 
   it('refuses an identity the guest would refuse, before sending it', () => {

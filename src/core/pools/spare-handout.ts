@@ -50,6 +50,7 @@ export async function takeSpare(
             hostname: spec.name,
             timeMs: fleet.o.clock.now().getTime(),
             entropy: randomBytes(64),
+            keepConnections: true, // the spare's own, not a snapshot's
           });
         } finally {
           agent.close();

@@ -34,6 +34,8 @@ export const renewIdentity: Step<BootContext> = {
         hostname: ctx.vm.name,
         timeMs: ctx.deps.clock.now().getTime(),
         entropy: randomBytes(64),
+        // A suspended VM resuming its own state is the same machine: its connections stay.
+        keepConnections: ctx.restore?.snapshot === null,
       });
     } catch (e) {
       throw new UigniterError('boot_failed', `the restored guest did not take its new identity: ${messageOf(e)}`);
