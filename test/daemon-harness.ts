@@ -132,3 +132,19 @@ export async function resolveOnHost(d: TestDaemon, name: string): Promise<string
     () => [],
   );
 }
+
+/**
+ * The daemon's own answer for a name, from the host: its addresses (sorted), or the error
+ * code of the answer. `ENOTFOUND` is the daemon saying the name does not exist (NXDOMAIN);
+ * a DNS server that does not answer gives `ETIMEOUT` or `ECONNREFUSED`, so a test that
+ * expects a name to be gone can tell that apart from a daemon that is not listening.
+ */
+export async function dnsAnswer(d: TestDaemon, name: string): Promise<string[] | string> {
+  const { Resolver } = await import('node:dns/promises');
+  const r = new Resolver({ timeout: 2000, tries: 1 });
+  r.setServers([dnsAddress(d)]);
+  return r.resolve4(`${name}.uigniter.internal`).then(
+    (a) => a.sort(),
+    (e: unknown) => String((e as { code?: unknown }).code ?? e),
+  );
+}

@@ -98,6 +98,7 @@ struct config {
   long stop_timeout_ms;
   long long wall_time;
   int node_hooks; /* "app-hooks node": preload our Node clone hooks when the layer has them */
+  int root_readonly; /* "root ro": the app's root mount is read-only (EROFS); submounts are not */
 };
 
 static struct config cfg;
@@ -312,6 +313,7 @@ static void parse_config(char *text) {
     } else if (!strcmp(key, "stop-timeout")) cfg.stop_timeout_ms = atol(a);
     else if (!strcmp(key, "time")) cfg.wall_time = atoll(a);
     else if (!strcmp(key, "app-hooks")) cfg.node_hooks = !strcmp(a, "node");
+    else if (!strcmp(key, "root")) cfg.root_readonly = !strcmp(a, "ro");
   }
   cfg.argv[cfg.nargv] = NULL;
 }
@@ -462,6 +464,15 @@ static void build_root(void) {
 }
 
 /* /etc/hosts and /etc/hostname, written at boot and again when a clone is renamed. */
+/* A read-only root: the mount the app sees as / is flagged read-only (a bind remount
+ * changes this mount only, not the overlay's superblock nor the mounts under it: /tmp,
+ * /run, /dev/shm and volumes stay as they are). The tmpfs upper layer stays, holding only
+ * the /etc files the init writes; the init makes the mount writable again for the moment
+ * it rewrites them (a clone's renewal, while the app is frozen). */
+static int set_root_readonly(int ro) {
+  return mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_BIND | (ro ? MS_RDONLY : 0), NULL);
+}
+
 static int write_host_files(void) {
   static char buf[65536];
   size_t o = (size_t)snprintf(buf, sizeof buf, "127.0.0.1 localhost\n");
@@ -1150,7 +1161,9 @@ static void agent_renew(pid_t app, char **t, int keep_connections) {
   }
   memcpy(hostname, id.hostname, sizeof hostname);
   cfg.hostname = hostname;
+  if (cfg.root_readonly) set_root_readonly(0);
   if (write_host_files() < 0) logmsg("agent: rewriting /etc/hosts: %s", strerror(errno));
+  if (cfg.root_readonly && set_root_readonly(1) < 0) logmsg("agent: root read-only again: %s", strerror(errno));
   int kept = 0;
   const char *failed = renew_network(&id, &kept);
   if (failed) {
@@ -1308,6 +1321,7 @@ int main(void) {
   build_root();
   mount_disks(0);
   write_etc();
+  if (cfg.root_readonly && set_root_readonly(1) < 0) fatal("remount the root read-only");
 
   /* The port is announced by the host in control messages after the device probed; it is
    * usually there by now, else give it a moment (and look again while the app starts). */

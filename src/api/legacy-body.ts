@@ -44,8 +44,8 @@ export function isLegacyBody(body: unknown): body is Record<string, unknown> {
 
 /**
  * The body of the original Uigniter (`{"image_name", "cmdline", "read_only"}`) as ours:
- * cmdline replaces the image's arguments; read_only is accepted (our image layers are
- * always read-only, the root is a throwaway overlay).
+ * cmdline replaces the image's arguments; read_only is our readOnly (the VM's root is the
+ * image with no writable layer over it; /tmp stays a writable tmpfs).
  */
 export function fromLegacyBody(body: Record<string, unknown>): RunBody {
   for (const k of Object.keys(body)) if (!KEYS.has(k)) throw invalid(k, `unknown field '${k}'`);
@@ -53,5 +53,5 @@ export function fromLegacyBody(body: Record<string, unknown>): RunBody {
   if (body.cmdline !== undefined && typeof body.cmdline !== 'string') throw invalid('cmdline', 'cmdline must be a string');
   if (body.read_only !== undefined && typeof body.read_only !== 'boolean') throw invalid('read_only', 'read_only must be a boolean');
   const args = typeof body.cmdline === 'string' && body.cmdline.trim() !== '' ? splitCmdline(body.cmdline) : undefined;
-  return { image: body.image_name, ...(args ? { args } : {}) };
+  return { image: body.image_name, ...(args ? { args } : {}), ...(body.read_only === true ? { readOnly: true } : {}) };
 }

@@ -56,6 +56,7 @@ export const RunBody = Type.Object(
       ),
     ),
     stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
+    readOnly: Type.Optional(Type.Boolean({ description: 'run the image with no writable layer over its root: writes to / fail (EROFS); /tmp, /run and volumes stay writable' })),
   },
   { additionalProperties: false, $id: 'RunRequest' },
 );
@@ -100,6 +101,7 @@ export const VmView = Type.Object(
     env: Type.Record(Type.String(), Type.String()),
     ports: Type.Array(Type.Object({ hostAddr: Type.String(), hostPort: Type.Integer(), guestPort: Type.Integer() })),
     volumes: Type.Array(Type.Object({ name: Type.String(), mountPath: Type.String(), sizeMiB: Type.Integer(), readOnly: Type.Boolean() })),
+    readOnly: Type.Boolean({ description: 'its root is the image alone, not writable' }),
     pid: Type.Union([Type.Integer(), Type.Null()]),
     boots: Type.Integer(),
     bootMs: Type.Union([Type.Integer(), Type.Null()]),

@@ -46,6 +46,7 @@ export function guestConfigFor(
     time: now.getTime() / 1000,
     // The Node runtime layer carries the clone hooks; the init loads them when present.
     appHooks: image.runtime.kind === 'node' ? 'node' : null,
+    rootReadOnly: spec.readOnly === true,
   };
 }
 

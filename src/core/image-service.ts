@@ -26,7 +26,16 @@ export class ImageService {
 
   build(path: string, ref: string): Promise<{ manifest: ImageManifest; unchanged: boolean }> {
     if (!path.startsWith('/')) throw new UigniterError('invalid_argument', `path '${path}' must be absolute (it is read on the daemon's host)`, 'path');
-    return this.builds.run(ref.split(':')[0] ?? ref, () => this.repo.build(path, ref));
+    return this.builds.run(ref.split(':')[0] ?? ref, async () => {
+      try {
+        return await this.repo.build(path, ref);
+      } catch (e) {
+        // The image store names the app directory 'dir' (the CLI's argument); the API's
+        // request calls it 'path', and an error names the field of the request it answers.
+        if (e instanceof UigniterError && e.field === 'dir') throw new UigniterError(e.code, e.message, 'path');
+        throw e;
+      }
+    });
   }
 
   /**

@@ -68,6 +68,12 @@ export interface VmSpec {
   volumes: VolumeMount[];
   /** Graceful stop deadline before the VM is forced off. */
   stopTimeoutMs: number;
+  /**
+   * The root is the image alone: no writable layer over it, so writes to it fail (EROFS);
+   * /tmp, /run, /dev/shm and volumes stay writable. Absent (records made before it, and
+   * every writable VM, so their template keys stay as they were) means false.
+   */
+  readOnly?: boolean;
 }
 
 export type VmState = 'creating' | 'booting' | 'running' | 'paused' | 'stopping' | 'suspended' | 'stopped' | 'failed';

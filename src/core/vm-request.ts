@@ -19,6 +19,8 @@ export interface CreateVmRequest {
   ports?: { hostPort: number; guestPort: number; hostAddr?: string }[];
   volumes?: { name: string; mountPath: string; sizeMiB?: number; readOnly?: boolean }[];
   stopTimeoutMs?: number;
+  /** Run the image with no writable overlay over its root (the original Uigniter's read_only). */
+  readOnly?: boolean;
 }
 
 export const DEFAULT_VOLUME_MIB = 1024;
@@ -75,17 +77,19 @@ export function specFromRequest(req: CreateVmRequest, image: ImageManifest, name
     throw invalid('stopTimeoutMs', 'stopTimeoutMs must be from 0 to 600000');
   }
   const vols = volumes(req.volumes);
+  if (req.readOnly !== undefined && typeof req.readOnly !== 'boolean') throw invalid('readOnly', 'readOnly must be a boolean');
   // Layers, volumes and the config drive are each a disk of the VM.
   const disks = image.layers.length + vols.length + 1;
   if (disks > driver.maxDisks) {
     throw invalid('volumes', `image ${image.name}:${image.tag} has ${image.layers.length} layer disks; with ${vols.length} volumes and the config drive that is ${disks} disks, and driver ${driver.name} gives a VM at most ${driver.maxDisks}`);
   }
-  return { image: `${image.name}:${image.tag}`, driver: driver.name, name, vcpus, memMiB, args, env, ports, volumes: vols, stopTimeoutMs };
+  const spec: VmSpec = { image: `${image.name}:${image.tag}`, driver: driver.name, name, vcpus, memMiB, args, env, ports, volumes: vols, stopTimeoutMs };
+  return req.readOnly === true ? { ...spec, readOnly: true } : spec;
 }
 
 /** A clone's spec: the snapshot's, with the clone's own name, ports and stop timeout. */
 export function cloneSpec(req: CreateVmRequest, from: VmSpec, name: string): VmSpec {
-  for (const f of ['image', 'boot', 'driver', 'vcpus', 'memMiB', 'args', 'env', 'volumes'] as const) {
+  for (const f of ['image', 'boot', 'driver', 'vcpus', 'memMiB', 'args', 'env', 'volumes', 'readOnly'] as const) {
     if (req[f] !== undefined) throw invalid(f, `${f} cannot be set for a clone: it runs with the snapshot's (${f === 'volumes' ? 'snapshots carry no volumes' : 'its memory holds them'})`);
   }
   checkName(name);

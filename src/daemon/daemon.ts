@@ -182,13 +182,17 @@ export async function cleanupHost(cfg: DaemonConfig, log: (m: string) => void): 
 
 /**
  * The failure-injection hook of the e2e tests, which run the daemon as its own process:
- * UIGNITER_FAIL_AFTER_STEP=<step> fails every plan right after that step ran. Not a
- * daemon option: nothing but a test sets it.
+ * UIGNITER_FAIL_AFTER_STEP=<step> fails every plan right after that step ran;
+ * UIGNITER_CRASH_AFTER_STEP=<step> kills the daemon (SIGKILL, no cleanup) right after it,
+ * so a test interrupts a create at a known point instead of after a guessed delay. Not a
+ * daemon option: nothing but a test sets them.
  */
 export function faultsFromEnv(env: NodeJS.ProcessEnv): FaultHook | undefined {
-  const step = env.UIGNITER_FAIL_AFTER_STEP;
-  if (!step) return undefined;
+  const fail = env.UIGNITER_FAIL_AFTER_STEP;
+  const crash = env.UIGNITER_CRASH_AFTER_STEP;
+  if (!fail && !crash) return undefined;
   return (name) => {
-    if (name === step) throw new UigniterError('internal', `injected failure after step ${name}`);
+    if (name === crash) process.kill(process.pid, 'SIGKILL');
+    if (name === fail) throw new UigniterError('internal', `injected failure after step ${name}`);
   };
 }

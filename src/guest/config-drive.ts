@@ -40,6 +40,12 @@ export interface GuestConfig {
    * randomness is renewed in clones restored from one snapshot. Optional: absent is null.
    */
   appHooks?: 'node' | null;
+  /**
+   * `root ro`: the init mounts the image's layers with no writable layer over them (the
+   * app's writes to its root fail with EROFS; /tmp, /run, /dev/shm and volumes are
+   * writable). Optional: absent is a writable root (a tmpfs overlay, lost at stop).
+   */
+  rootReadOnly?: boolean;
 }
 
 export const CONFIG_MAGIC = 'UIGNITER-CONFIG 1';
@@ -87,6 +93,7 @@ export function renderConfig(c: GuestConfig): string {
   lines.push(line('stop-timeout', c.stopTimeoutMs));
   lines.push(line('time', Math.floor(c.time)));
   if (c.appHooks) lines.push(line('app-hooks', c.appHooks));
+  if (c.rootReadOnly) lines.push(line('root', 'ro'));
   lines.push('end', '');
   return lines.join('\n');
 }

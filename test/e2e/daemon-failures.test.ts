@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiError } from '../../src/client/client.js';
 import { STEP_NAMES } from '../../src/core/plans/boot-plans.js';
-import { buildFixture, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
-import { FIXTURES, freePort, makeShellApp, qemuProcesses, removeHome } from '../helpers.js';
+import { CONFIG_DRIVE } from '../../src/core/guest-boot.js';
+import { Paths } from '../../src/util/paths.js';
+import { buildFixture, dnsAnswer, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
+import { FIXTURES, freePort, listFiles, makeShellApp, qemuProcesses, removeHome, waitFor } from '../helpers.js';
 
 async function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -16,17 +18,31 @@ async function listening(port: number): Promise<boolean> {
   });
 }
 
-/** Everything a VM can leave behind: none of it may remain after a failed create. */
-async function assertNothingLeft(d: TestDaemon, port: number, what: string): Promise<void> {
+/** The guest RAM files (QEMU's memory backend) the daemon of this home holds. */
+async function ramFiles(d: TestDaemon): Promise<string[]> {
+  return (await readdir(new Paths(d.home).memory).catch(() => [])).filter((f) => f.endsWith('.ram'));
+}
+
+/**
+ * Everything a VM can leave behind: none of it may remain after a failed create. `names`
+ * are the VM names the test used: the daemon's DNS must answer that they do not exist
+ * (NXDOMAIN, not silence: a DNS that is not listening would look the same as one that forgot).
+ */
+async function assertNothingLeft(d: TestDaemon, port: number, what: string, names: string[]): Promise<void> {
   assert.deepEqual(await d.client.list(), [], `${what}: no VM record`);
   assert.deepEqual(d.leases(), [], `${what}: no IP lease`);
   assert.deepEqual(await d.taps(), [], `${what}: no tap`);
   assert.deepEqual(await qemuProcesses(d.home), [], `${what}: no QEMU`);
+  assert.deepEqual(await ramFiles(d), [], `${what}: no guest RAM file`);
   assert.deepEqual(await readdir(join(d.home, 'vms')), [], `${what}: no VM directory (config drive, sockets, logs)`);
   assert.deepEqual(await readdir(join(d.home, 'volumes')), [], `${what}: no volume created for it`);
   assert.deepEqual((await d.client.volumes()).map((v) => v.name), [], `${what}: no volume record`);
   assert.equal(await listening(port), false, `${what}: its published port is closed`);
+  for (const name of names) assert.equal(await dnsAnswer(d, name), 'ENOTFOUND', `${what}: the daemon's DNS has no name ${name}`);
 }
+
+/** The index of a step in the cold plan: steps from launch-vmm on ran with the VM booting. */
+const LAUNCHED_AT = STEP_NAMES.cold.indexOf('launch-vmm');
 
 describe('failure injection: every create step fails in turn, nothing is left behind', () => {
   let d: TestDaemon;
@@ -40,8 +56,23 @@ describe('failure injection: every create step fails in turn, nothing is left be
     await d?.destroy();
   });
 
+  it('the checks below can see each resource: a running VM has all of them', async () => {
+    // A control: every probe used after a failure finds the thing while the VM runs, so
+    // an empty answer after a failure means the thing is gone, not that the probe is blind.
+    const vm = await d.client.run({ image: 'hello', name: 'control', ports: [{ hostPort: port, guestPort: 8080 }], volumes: [{ name: 'scratch', mountPath: '/data', sizeMiB: 32 }] });
+    assert.deepEqual(d.leases(), [{ ip: vm.ip, vm_id: vm.id }]);
+    assert.equal((await d.taps()).length, 1);
+    assert.equal((await qemuProcesses(vm.id)).length, 1);
+    assert.equal((await ramFiles(d)).length, 1);
+    assert.ok((await listFiles(join(d.home, 'vms', vm.id))).includes(CONFIG_DRIVE));
+    assert.equal(await listening(port), true);
+    assert.deepEqual(await dnsAnswer(d, 'control'), [vm.ip]);
+    await d.client.remove('control', { force: true, volumes: true });
+    await assertNothingLeft(d, port, 'control removed', ['control']);
+  });
+
   for (const step of STEP_NAMES.cold) {
-    it(`fails right after '${step}'`, async () => {
+    it(`a create fails right after '${step}'`, async () => {
       await d.kill('SIGTERM');
       await d.restart({ UIGNITER_FAIL_AFTER_STEP: step });
       const err = await d.client
@@ -49,10 +80,78 @@ describe('failure injection: every create step fails in turn, nothing is left be
         .then(() => null, (e: unknown) => e);
       assert.ok(err instanceof ApiError, `the create failed (${String(err)})`);
       assert.equal(err.status, 500);
-      assert.match(err.message, new RegExp(`injected failure after step ${step}`));
-      await assertNothingLeft(d, port, step);
+      assert.match(err.message, new RegExp(`injected failure after step ${step}$`));
+      // Each step's own resource, checked where it lives (the failed create removes only
+      // its record and its directory itself; the rest is the undo of the step that made it).
+      assert.deepEqual(d.leases(), [], `${step}: lease-address's lease released`);
+      assert.deepEqual(await readdir(join(d.home, 'volumes')), [], `${step}: prepare-volumes's new volume deleted`);
+      assert.deepEqual(await d.taps(), [], `${step}: create-tap's tap deleted`);
+      assert.deepEqual(await qemuProcesses(d.home), [], `${step}: launch-vmm's QEMU ended`);
+      assert.deepEqual(await ramFiles(d), [], `${step}: launch-vmm's RAM file removed`);
+      assert.equal(await listening(port), false, `${step}: publish-ports's port closed`);
+      assert.equal(await dnsAnswer(d, 'doomed'), 'ENOTFOUND', `${step}: register-name's name forgotten`);
+      await assertNothingLeft(d, port, step, ['doomed']);
     });
   }
+
+  describe('a start of a stopped VM fails after each step in turn and leaves it as it was', () => {
+    let id: string;
+    let ip: string;
+    let runFiles: string[];
+    let volumesBefore: unknown;
+    before(async () => {
+      await d.kill('SIGTERM');
+      await d.restart();
+      const vm = await d.client.run({ image: 'hello', name: 'again', ports: [{ hostPort: port, guestPort: 8080 }], volumes: [{ name: 'kept', mountPath: '/data', sizeMiB: 32 }] });
+      assert.equal((await d.client.stop('again')).state, 'stopped');
+      id = vm.id;
+      ip = vm.ip!;
+      runFiles = await listFiles(join(d.home, 'vms', id));
+      volumesBefore = await d.client.volumes();
+      assert.ok(!runFiles.includes(CONFIG_DRIVE), `a stopped VM has no config drive (${runFiles.join(', ')})`);
+    });
+
+    for (const [i, step] of STEP_NAMES.cold.entries()) {
+      it(`a start fails right after '${step}'`, async () => {
+        await d.kill('SIGTERM');
+        await d.restart({ UIGNITER_FAIL_AFTER_STEP: step });
+        const err = await d.client.start('again').then(() => null, (e: unknown) => e);
+        assert.ok(err instanceof ApiError, `the start failed (${String(err)})`);
+        assert.equal(err.status, 500);
+        assert.match(err.message, new RegExp(`injected failure after step ${step}$`));
+        const vm = await d.client.get('again');
+        // A boot that failed before its VMM ran leaves the VM stopped; after, it failed.
+        assert.equal(vm.state, i < LAUNCHED_AT ? 'stopped' : 'failed', `${step}: state`);
+        assert.match(vm.error ?? '', new RegExp(`injected failure after step ${step}$`));
+        assert.equal(vm.pid, null);
+        // A stopped VM keeps its address: lease-address's rollback must not release it.
+        assert.equal(vm.ip, ip, `${step}: the VM keeps its address`);
+        assert.deepEqual(d.leases(), [{ ip, vm_id: id }], `${step}: its lease is kept, no other taken`);
+        // prepare-volumes: detached, not deleted (the volume existed before this boot).
+        assert.deepEqual(await d.client.volumes(), volumesBefore, `${step}: the volume is kept and detached`);
+        assert.deepEqual(await d.taps(), [], `${step}: create-tap's tap deleted`);
+        // write-config's config drive (and launch-vmm's sockets) gone: the directory holds
+        // what the stop left, which is where a leftover of one step would show.
+        assert.deepEqual(await listFiles(join(d.home, 'vms', id)), runFiles, `${step}: the run directory as the stop left it`);
+        assert.deepEqual(await qemuProcesses(id), [], `${step}: launch-vmm's QEMU ended`);
+        assert.deepEqual(await ramFiles(d), [], `${step}: launch-vmm's RAM file removed`);
+        assert.equal(await listening(port), false, `${step}: publish-ports's port closed`);
+        assert.equal(await dnsAnswer(d, 'again'), 'ENOTFOUND', `${step}: register-name's name forgotten`);
+      });
+    }
+
+    it('starts once the fault is gone, then is removed with its volume', async () => {
+      await d.kill('SIGTERM');
+      await d.restart();
+      const vm = await d.client.start('again');
+      assert.equal(vm.state, 'running');
+      assert.equal(vm.ip, ip);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
+      assert.deepEqual(await dnsAnswer(d, 'again'), [ip]);
+      await d.client.remove('again', { force: true, volumes: true });
+      await assertNothingLeft(d, port, 'after removing the started VM', ['again']);
+    });
+  });
 
   it('works again once the fault is gone', async () => {
     await d.kill('SIGTERM');
@@ -62,7 +161,7 @@ describe('failure injection: every create step fails in turn, nothing is left be
     const res = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(res.status, 200);
     await d.client.remove('fine', { volumes: true });
-    await assertNothingLeft(d, port, 'after delete with volumes=1');
+    await assertNothingLeft(d, port, 'after delete with volumes=1', ['fine']);
   });
 });
 
@@ -88,7 +187,7 @@ describe('real failures of a create undo what was done', () => {
     assert.ok(err instanceof ApiError);
     assert.equal(err.status, 504);
     assert.match(err.message, /not ready within 4000 ms/);
-    await assertNothingLeft(d, port, 'timeout');
+    await assertNothingLeft(d, port, 'timeout', ['deaf']);
   });
 
   it('an app that exits before it is ready fails the create with its status', async () => {
@@ -99,7 +198,7 @@ describe('real failures of a create undo what was done', () => {
       assert.ok(err instanceof ApiError);
       assert.equal(err.status, 502);
       assert.match(err.message, /exited with status 9 before it was ready/);
-      await assertNothingLeft(d, 1, 'early exit');
+      await assertNothingLeft(d, 1, 'early exit', ['quitter']);
     } finally {
       await removeHome(dir);
     }
@@ -115,14 +214,14 @@ describe('real failures of a create undo what was done', () => {
       assert.ok(missing instanceof ApiError);
       assert.equal(missing.status, 409);
       assert.match(missing.message, /image sleeper:latest: its layer .* is missing; rebuild the image/);
-      await assertNothingLeft(d, 1, 'layer missing');
+      await assertNothingLeft(d, 1, 'layer missing', ['broken']);
       // A directory where the disk should be: QEMU itself refuses to start.
       await mkdir(file);
       const qemuFailed = await d.client.run({ image: 'sleeper', name: 'broken' }).catch((e: unknown) => e);
       assert.ok(qemuFailed instanceof ApiError);
       assert.equal(qemuFailed.status, 502);
       assert.match(qemuFailed.message, /qemu exited at start: .*requires .* to be a regular file/);
-      await assertNothingLeft(d, 1, 'qemu failed');
+      await assertNothingLeft(d, 1, 'qemu failed', ['broken']);
     } finally {
       await rmdir(file).catch(() => undefined);
       await rename(`${file}.away`, file);
@@ -143,23 +242,44 @@ describe('real failures of a create undo what was done', () => {
     assert.equal(d.leases().length, 5);
     assert.equal((await d.taps()).length, 5);
     for (const n of made) await d.client.remove(n, { force: true });
-    await assertNothingLeft(d, 1, 'after the pool test');
+    await assertNothingLeft(d, 1, 'after the pool test', [...made, 'one-too-many']);
   });
 
-  it('cleans what a crash during create left behind when the daemon comes back', async () => {
-    // SIGKILL the daemon while a VM is being created (state 'creating' or 'booting').
-    const pending = d.client.run({ image: 'hello', name: 'interrupted' }).catch(() => null);
-    await new Promise((r) => setTimeout(r, 300));
-    await d.kill('SIGKILL');
-    await pending;
+  // The daemon is killed (SIGKILL, from its own fault hook) right after a known step, so
+  // what the crash leaves is known and the repair has one right outcome to check.
+  const crashCreate = async (step: string): Promise<void> => {
+    await d.kill('SIGTERM');
+    await d.restart({ UIGNITER_CRASH_AFTER_STEP: step });
+    const err = await d.client.run({ image: 'sleeper', name: 'interrupted' }).then(() => null, (e: unknown) => e);
+    assert.ok(err !== null, 'the create got no answer: the daemon died');
+    await d.kill('SIGKILL'); // waits for its end (it killed itself)
+  };
+
+  it('a crash while the VM is still being created: the restart undoes the create', async () => {
+    await crashCreate('create-tap');
+    // What the crash left: the lease and the tap of a VM still 'creating'.
+    assert.equal(d.leases().length, 1, 'the crash left a lease');
+    assert.equal((await d.taps()).length, 1, 'the crash left a tap');
     await d.restart();
-    const vms = await d.client.list();
-    // Either the create was undone (still 'creating') or the booting VM was adopted.
-    if (vms.length > 0) {
-      assert.equal(vms[0]!.name, 'interrupted');
-      await d.client.remove('interrupted', { force: true });
-    }
-    await assertNothingLeft(d, 1, 'after crash recovery');
+    await assertNothingLeft(d, 1, 'after crash recovery of a creating VM', ['interrupted']);
+  });
+
+  it('a crash once the VM runs: the restart adopts it, its QEMU untouched', async () => {
+    await crashCreate('launch-vmm');
+    const [pid, ...more] = await qemuProcesses(d.home);
+    assert.ok(pid !== undefined && more.length === 0, 'the crash left exactly one QEMU running');
+    await d.restart();
+    const vm = await d.client.get('interrupted');
+    assert.equal(vm.pid, pid, 'adopted: the same QEMU process, not a new boot');
+    assert.equal(vm.boots, 1);
+    assert.deepEqual(await qemuProcesses(d.home), [pid]);
+    const running = await waitFor(async () => {
+      const v = await d.client.get('interrupted');
+      return v.state === 'running' ? v : null;
+    }, 60_000, 'the adopted VM to be running');
+    assert.deepEqual(await dnsAnswer(d, 'interrupted'), [running.ip], 'register-name redone for the adopted VM');
+    await d.client.remove('interrupted', { force: true });
+    await assertNothingLeft(d, 1, 'after removing the adopted VM', ['interrupted']);
     await rm(join(d.home, 'unused'), { force: true });
   });
 });

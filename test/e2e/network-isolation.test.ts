@@ -18,27 +18,52 @@ function listen(port: number): Promise<Server> {
   });
 }
 
+/** How the fixture's `/connect` says an attempt ended. */
+interface Attempt {
+  connected: boolean;
+  kind: 'connected' | 'timeout' | 'refused' | 'unreachable' | 'reset' | 'no-such-name' | 'other';
+  code?: string;
+  ms: number;
+}
+
 /** Guests cannot reach the host's services (but the ones allowed); published ports reach guests. */
 describe('VM network isolation and published ports', () => {
   let d: TestDaemon;
   let vm: VmView;
+  let peer: VmView;
   let blocked: Server;
   let allowed: Server;
   let blockedPort: number;
   let allowedPort: number;
+  /** Allowed by the firewall, but nothing listens there: the host itself refuses. */
+  let allowedClosedPort: number;
   let published: number;
   // The host's end of the VM network: the first address of the link /30.
   const hostVethIp = (): string => d.linkNet.replace(/\.(\d+)\/30$/, (_, n: string) => `.${Number(n) + 1}`);
+  const attempt = (host: string, port: number): Promise<Attempt> => guestGet<Attempt>(vm.ip!, `/connect?host=${host}&port=${port}&timeoutMs=2000`);
+  /**
+   * The positive control beside each blocked attempt: the same guest, at the same moment,
+   * reaches the peer VM by name and by address. A guest whose network is broken fails
+   * here instead of passing the blocked checks.
+   */
+  const controlReachesPeer = async (what: string): Promise<void> => {
+    for (const host of ['peer', peer.ip!]) {
+      const r = await attempt(host, 8080);
+      assert.equal(r.kind, 'connected', `control before ${what}: the guest reaches the peer at ${host} (${JSON.stringify(r)})`);
+    }
+  };
 
   before(async () => {
     blockedPort = await freePort();
     allowedPort = await freePort();
+    allowedClosedPort = await freePort();
     published = await freePort();
     blocked = await listen(blockedPort);
     allowed = await listen(allowedPort);
-    d = await startTestDaemon({ args: ['--allow-host-port', String(allowedPort)] });
+    d = await startTestDaemon({ args: ['--allow-host-port', String(allowedPort), '--allow-host-port', String(allowedClosedPort)] });
     await buildFixture(d.home, join(FIXTURES, 'hello'), 'hello');
     vm = await d.client.run({ image: 'hello', name: 'guest', ports: [{ hostPort: published, guestPort: 8080 }] });
+    peer = await d.client.run({ image: 'hello', name: 'peer' });
   });
   after(async () => {
     await d?.destroy();
@@ -46,27 +71,40 @@ describe('VM network isolation and published ports', () => {
     allowed?.close();
   });
 
-  it('a guest cannot connect to a host service listening on 0.0.0.0', async () => {
+  it('a guest cannot connect to a host service listening on 0.0.0.0: the firewall drops it', async () => {
     const hostIps = [hostVethIp()];
     for (const addrs of Object.values(networkInterfaces())) {
       for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal && a.address !== hostVethIp()) hostIps.push(a.address);
     }
     assert.ok(hostIps.length >= 2, `host addresses to try: ${hostIps.join(', ')}`);
     for (const ip of hostIps) {
-      const r = await guestGet<{ connected: boolean; error?: string }>(vm.ip!, `/connect?host=${ip}&port=${blockedPort}`);
-      assert.equal(r.connected, false, `guest reached ${ip}:${blockedPort}`);
+      await controlReachesPeer(`${ip}:${blockedPort}`);
+      const r = await attempt(ip, blockedPort);
+      // Dropped (the forward policy), so the guest waits its whole timeout: not refused
+      // (which would mean the packet reached the host), not unreachable (no route: a
+      // broken guest network).
+      assert.equal(r.kind, 'timeout', `guest to ${ip}:${blockedPort}: ${JSON.stringify(r)}`);
+      assert.ok(r.ms >= 1900, `the attempt waited for its timeout (${r.ms} ms)`);
     }
-    // Control: the host itself reaches the service, so the refusal above is the firewall's.
+    // Control: the host itself reaches the service, so the drop above is the firewall's.
     const { createConnection } = await import('node:net');
-    await new Promise<void>((resolve, reject) => createConnection({ host: hostIps[1]!, port: blockedPort }).once('connect', function (this: import('node:net').Socket) {
-      this.destroy();
-      resolve();
-    }).once('error', reject));
+    for (const ip of hostIps) {
+      await new Promise<void>((resolve, reject) => createConnection({ host: ip, port: blockedPort }).once('connect', function (this: import('node:net').Socket) {
+        this.destroy();
+        resolve();
+      }).once('error', reject));
+    }
   });
 
-  it('the one host port the daemon allows is reachable from the guest', async () => {
-    const r = await guestGet<{ connected: boolean; error?: string }>(vm.ip!, `/connect?host=${hostVethIp()}&port=${allowedPort}`);
-    assert.equal(r.connected, true, JSON.stringify(r));
+  it('the host ports the daemon allows are reachable from the guest', async () => {
+    await controlReachesPeer('the allowed port');
+    const r = await attempt(hostVethIp(), allowedPort);
+    assert.equal(r.kind, 'connected', JSON.stringify(r));
+    // An allowed port with nothing behind it: the packet gets to the host, which refuses
+    // (a reset, at once): what a blocked port would look like without the firewall.
+    const closed = await attempt(hostVethIp(), allowedClosedPort);
+    assert.equal(closed.kind, 'refused', JSON.stringify(closed));
+    assert.ok(closed.ms < 1900, `refused at once (${closed.ms} ms)`);
   });
 
   it('a port published with `ports` reaches the guest from 127.0.0.1', async () => {

@@ -11,8 +11,10 @@ describe('API helpers', () => {
   });
 
   it("maps the original Uigniter's body to ours", () => {
-    assert.deepEqual(fromLegacyBody({ image_name: 'app', cmdline: '/app/x.js --v', read_only: true }), { image: 'app', args: ['/app/x.js', '--v'] });
+    assert.deepEqual(fromLegacyBody({ image_name: 'app', cmdline: '/app/x.js --v', read_only: true }), { image: 'app', args: ['/app/x.js', '--v'], readOnly: true });
+    assert.deepEqual(fromLegacyBody({ image_name: 'app', read_only: false }), { image: 'app' });
     assert.deepEqual(fromLegacyBody({ image_name: 'app' }), { image: 'app' });
+    assert.throws(() => fromLegacyBody({ image_name: 'app', read_only: 'yes' }), /read_only must be a boolean/);
     assert.throws(() => fromLegacyBody({ image_name: 'app', extra: 1 }), /unknown field 'extra'/);
     assert.throws(() => fromLegacyBody({ image_name: 5 }), /image_name/);
   });

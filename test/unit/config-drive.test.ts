@@ -48,6 +48,12 @@ describe('config drive encoding', () => {
     assert.ok(!renderConfig(base).includes('app-hooks'));
   });
 
+  it('asks for a read-only root only when the VM has one', () => {
+    assert.ok(renderConfig({ ...base, rootReadOnly: true }).split('\n').includes('root ro'));
+    assert.ok(!renderConfig({ ...base, rootReadOnly: false }).includes('root '));
+    assert.ok(!renderConfig(base).includes('root '));
+  });
+
   it('writes volume UUIDs as 32 lowercase hex digits', () => {
     const text = renderConfig({ ...base, volumes: [{ uuid: 'AB6C2E1A-0000-4000-8000-0123456789AB', mountPath: '/data', readOnly: false }] });
     assert.ok(text.includes('volume ab6c2e1a0000400080000123456789ab /data rw'));

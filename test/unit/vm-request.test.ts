@@ -27,6 +27,16 @@ describe('VM specs from requests', () => {
     assert.equal(specFromRequest({ image: 'app' }, image, 'x', qemu).driver, 'qemu');
   });
 
+  it('a read-only root is in the spec only when asked for, and must be a boolean', () => {
+    assert.equal(specFromRequest({ image: 'app', readOnly: true }, image, 'x', qemu).readOnly, true);
+    assert.ok(!('readOnly' in specFromRequest({ image: 'app', readOnly: false }, image, 'x', qemu)));
+    assert.ok(!('readOnly' in specFromRequest({ image: 'app' }, image, 'x', qemu)));
+    // The API's schema refuses it first; the core checks too, for callers without a schema.
+    assert.throws(() => specFromRequest({ image: 'app', readOnly: 'yes' as unknown as boolean }, image, 'x', qemu), field('readOnly'));
+    const from = specFromRequest({ image: 'app', readOnly: true }, image, 'src', qemu);
+    assert.equal(cloneSpec({ snapshot: 's' }, from, 'c1').readOnly, true, "a clone keeps its snapshot's read-only root");
+  });
+
   it("a clone takes the snapshot's spec and refuses what its memory already holds", () => {
     const from: VmSpec = { ...specFromRequest({ image: 'app', env: { A: '1' } }, image, 'src', qemu), stopTimeoutMs: 3000 };
     const c = cloneSpec({ snapshot: 's', name: 'c1', ports: [{ hostPort: 9000, guestPort: 80 }] }, from, 'c1');
@@ -34,8 +44,8 @@ describe('VM specs from requests', () => {
     assert.deepEqual(c.env, { A: '1' });
     assert.equal(c.stopTimeoutMs, 3000);
     assert.equal(c.ports[0]!.hostAddr, '127.0.0.1');
-    for (const f of ['image', 'vcpus', 'memMiB', 'env', 'args', 'volumes', 'boot', 'driver'] as const) {
-      const req = { snapshot: 's', [f]: f === 'env' ? {} : f === 'args' || f === 'volumes' ? [] : f === 'vcpus' || f === 'memMiB' ? 1 : 'x' };
+    for (const f of ['image', 'vcpus', 'memMiB', 'env', 'args', 'volumes', 'boot', 'driver', 'readOnly'] as const) {
+      const req = { snapshot: 's', [f]: f === 'env' ? {} : f === 'args' || f === 'volumes' ? [] : f === 'vcpus' || f === 'memMiB' ? 1 : f === 'readOnly' ? true : 'x' };
       assert.throws(() => cloneSpec(req, from, 'c1'), field(f), `${f} is refused for a clone`);
     }
   });
@@ -45,7 +55,8 @@ describe('VM specs from requests', () => {
     const k = templateKey(image, base);
     assert.equal(templateKey(image, { ...base, name: 'two', ports: [{ hostPort: 1, guestPort: 2, hostAddr: '127.0.0.1', protocol: 'tcp' }], stopTimeoutMs: 1 }), k, 'name, ports and stop timeout are the clone\'s own');
     assert.equal(templateKey(image, { ...base, env: { B: '2', A: '1' } }), k, 'env order does not matter');
-    for (const changed of [{ ...base, env: { A: '1' } }, { ...base, args: ['x'] }, { ...base, vcpus: 2 }, { ...base, memMiB: 256 }, { ...base, driver: 'other' }]) {
+    assert.equal(templateKey(image, { ...base, readOnly: false }), k, 'a writable root is the default: keys made before readOnly existed stay');
+    for (const changed of [{ ...base, env: { A: '1' } }, { ...base, args: ['x'] }, { ...base, vcpus: 2 }, { ...base, memMiB: 256 }, { ...base, driver: 'other' }, { ...base, readOnly: true }]) {
       assert.notEqual(templateKey(image, changed), k);
     }
     assert.notEqual(templateKey({ ...image, digest: 'sha256:bb' }, base), k, 'a rebuilt image');

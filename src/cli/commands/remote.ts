@@ -75,9 +75,10 @@ export function registerRemote(program: Command): void {
     .option('-e, --env <K=V>', 'environment variable (repeatable)', collect, [])
     .option('-v, --volume <name:/path[:MiB][:ro]>', 'persistent volume (repeatable)', collect, [])
     .option('--stop-timeout <s>', 'seconds the app gets after SIGTERM', int)
+    .option('--read-only', 'no writable layer over the root: writes to / fail (EROFS); /tmp, /run and volumes stay writable')
     .option('-d, --detach', 'answer once the VM is launched, without waiting for the app to be ready')
     .option('--json', 'JSON output')
-    .action(async (image: string | undefined, args: string[], o: { name?: string; snapshot?: string; boot?: string; mem?: number; vcpus?: number; publish: string[]; env: string[]; volume: string[]; stopTimeout?: number; detach?: boolean; json?: boolean }) => {
+    .action(async (image: string | undefined, args: string[], o: { name?: string; snapshot?: string; boot?: string; mem?: number; vcpus?: number; publish: string[]; env: string[]; volume: string[]; stopTimeout?: number; readOnly?: boolean; detach?: boolean; json?: boolean }) => {
       if (o.boot !== undefined && !['auto', 'cold', 'template'].includes(o.boot)) throw invalid('boot', `--boot must be auto, cold or template, not '${o.boot}'`);
       if ((image === undefined) === (o.snapshot === undefined)) throw invalid('image', 'give an image, or --snapshot NAME to clone a snapshot');
       const body: RunBody = {
@@ -92,6 +93,7 @@ export function registerRemote(program: Command): void {
         ...(o.publish.length ? { ports: o.publish.map(parsePortFlag).map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, hostAddr: p.hostAddr })) } : {}),
         ...(o.volume.length ? { volumes: o.volume.map(parseVolumeFlag) } : {}),
         ...(o.stopTimeout !== undefined ? { stopTimeoutMs: o.stopTimeout * 1000 } : {}),
+        ...(o.readOnly ? { readOnly: true } : {}),
       };
       printVm(await (await connect()).run(body, o.detach ? 'launched' : 'ready'), o.json);
     });
