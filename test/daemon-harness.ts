@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { UigniterClient } from '../src/client/client.js';
@@ -7,6 +7,47 @@ import { run } from '../src/util/exec.js';
 import { CLI, cli, cliEnv, freePort, qemuProcesses, removeHome, tempHome, waitFor } from './helpers.js';
 
 let counter = 0;
+
+const SLOTS_DIR = '/run/uigniter-test-slots';
+const SLOTS = 250;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A network slot (subnet and link net) no other test process holds: a lock file per slot,
+ * made with O_EXCL, naming its pid; one whose pid is gone is taken over. Test files that
+ * run at once (by hand, or several engineers on one machine) never share a subnet.
+ */
+async function takeSlot(): Promise<{ slot: number; release: () => Promise<void> }> {
+  await mkdir(SLOTS_DIR, { recursive: true });
+  const start = (process.pid * 7 + counter) % SLOTS;
+  for (let i = 0; i < SLOTS; i++) {
+    const slot = (start + i) % SLOTS;
+    const file = join(SLOTS_DIR, String(slot));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fh = await open(file, 'wx');
+        await fh.writeFile(String(process.pid));
+        await fh.close();
+        return { slot, release: () => unlink(file).catch(() => undefined) };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const owner = Number(await readFile(file, 'utf8').catch(() => ''));
+        // Held by a live process (or being written this instant): try the next slot.
+        if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) break;
+        await unlink(file).catch(() => undefined);
+      }
+    }
+  }
+  throw new Error(`no free test network slot in ${SLOTS_DIR}`);
+}
 
 export interface TestDaemon {
   home: string;
@@ -33,13 +74,14 @@ export interface TestDaemon {
  * bridge, subnet and port, so test files never touch each other or the host's network.
  */
 export async function startTestDaemon(opts: { env?: NodeJS.ProcessEnv; args?: string[]; prefix?: number; home?: string } = {}): Promise<TestDaemon> {
-  const n = (process.pid % 50) * 4 + (counter++ % 4);
+  const { slot: n, release } = await takeSlot();
+  counter++;
   const home = opts.home ?? (await tempHome('uigniter-daemon-'));
   const port = await freePort();
   const netns = `uigt-${process.pid}-${counter}`;
   const bridge = `ub${(process.pid % 10000)}${counter}`;
-  const subnet = `172.29.${n % 250}.0/${opts.prefix ?? 24}`;
-  const linkNet = `172.28.255.${(n % 63) * 4}/30`;
+  const subnet = `172.29.${n}.0/${opts.prefix ?? 24}`;
+  const linkNet = `172.28.${250 + Math.floor(n / 64)}.${(n % 64) * 4}/30`;
   const args = ['daemon', '--port', String(port), '--netns', netns, '--bridge', bridge, '--subnet', subnet, '--link-net', linkNet, ...(opts.args ?? [])];
   let child!: ChildProcess;
   let output = '';
@@ -82,6 +124,7 @@ export async function startTestDaemon(opts: { env?: NodeJS.ProcessEnv; args?: st
       await cli(home, ['daemon', '--cleanup', '--netns', netns, '--bridge', bridge, '--subnet', subnet, '--link-net', linkNet]);
       for (const pid of await qemuProcesses(home)) process.kill(pid, 'SIGKILL');
       await removeHome(home);
+      await release();
     },
     leases() {
       const db = new Database(join(home, 'state.db'), { readonly: true });
