@@ -3,12 +3,14 @@ import type { LeaseStore, NetworkLease, VmNetwork } from '../core/ports.js';
 import { DnsServer } from './dns-server.js';
 import { NamespaceNetwork } from './namespace-network.js';
 import { forwardPort } from './port-forwarder.js';
+import { addTapGuard, applyGuardTable, removeTapGuard, type TapIdentity } from './tap-guard.js';
 import { guestAddresses, layoutFor, macForIp, type VmNetworkLayout, type VmNetworkOptions } from './vm-network-config.js';
 
 /**
  * The VmNetwork the daemon uses: addresses leased from the SQLite store, a tap per VM on
  * the bridge in the daemon's namespace, names served by DNS on the host's veth address,
- * published ports proxied from the host.
+ * published ports proxied from the host. Each tap lets its guest send only as its lease's
+ * MAC and address (`tap-guard.ts`): the guard is added with the tap and removed with it.
  */
 export class HostNetwork implements VmNetwork {
   readonly layout: VmNetworkLayout;
@@ -32,6 +34,14 @@ export class HostNetwork implements VmNetwork {
 
   async start(): Promise<void> {
     await this.namespace.setup(this.log);
+    // Taps a previous daemon left running (adopted VMs) keep their guard; the table is
+    // replaced with theirs in one transaction.
+    const taps = new Set(await this.listTaps());
+    const guards = this.leases
+      .listLeases()
+      .map((l) => ({ tap: this.tapName(l.vmId), mac: l.mac, ip: l.ip }))
+      .filter((g) => taps.has(g.tap));
+    await applyGuardTable(this.layout.netns, this.layout.tapPrefix, guards);
     try {
       await this.dns.listen(this.layout.hostAddress, 53);
       this.dnsUp = true;
@@ -77,16 +87,33 @@ export class HostNetwork implements VmNetwork {
     return `${this.layout.tapPrefix}${vmId.slice(0, 12)}`;
   }
 
+  /** Who the VM's tap must carry: its lease (the lease-address step runs before create-tap). */
+  private identity(vmId: string, tap: string): TapIdentity {
+    const l = this.leases.leaseFor(vmId);
+    if (!l) throw new UigniterError('internal', `VM ${vmId} has no address lease: its tap would have no identity to enforce`);
+    return { tap, mac: l.mac, ip: l.ip };
+  }
+
   async createTap(vmId: string): Promise<string> {
     const tap = this.tapName(vmId);
+    const guard = this.identity(vmId, tap);
+    // The guard first: a tap of our prefix without one gets nothing onto the bridge anyway,
+    // but this way the tap is never up without its own rules.
+    await addTapGuard(this.layout.netns, guard);
     try {
-      await this.namespace.createTap(tap);
+      try {
+        await this.namespace.createTap(tap);
+      } catch (e) {
+        // Only a crash leaves a tap of this name behind: replace it. (Checking first would
+        // cost an `ip` process on every boot.)
+        if (!(await this.namespace.ns.linkExists(tap))) throw e;
+        await this.namespace.deleteTap(tap);
+        await this.namespace.createTap(tap);
+      }
     } catch (e) {
-      // Only a crash leaves a tap of this name behind: replace it. (Checking first would
-      // cost an `ip` process on every boot.)
-      if (!(await this.namespace.ns.linkExists(tap))) throw e;
-      await this.namespace.deleteTap(tap);
-      await this.namespace.createTap(tap);
+      // A step that fails is not undone: take the guard away with the tap that is not there.
+      await removeTapGuard(this.layout.netns, tap).catch(() => undefined);
+      throw e;
     }
     return tap;
   }
@@ -97,6 +124,8 @@ export class HostNetwork implements VmNetwork {
 
   async deleteTap(tap: string): Promise<void> {
     await this.namespace.deleteTap(tap);
+    // A guard left behind is harmless (its tap is gone; a new tap of that name replaces it).
+    await removeTapGuard(this.layout.netns, tap).catch((e: unknown) => this.log(`tap guard of ${tap}: could not remove it: ${String(e)}`));
   }
 
   listTaps(): Promise<string[]> {
