@@ -19,6 +19,11 @@ export interface DaemonConfig {
   /** On shutdown, stop every VM (else leave them running for the next daemon to adopt). */
   stopVmsOnExit: boolean;
   logLevel: string;
+  /**
+   * Run each VMM confined (chroot, own uid, seccomp, cgroup). Absent: on, unless
+   * UIGNITER_CONFINE=off; a daemon that is not root cannot confine and says so.
+   */
+  confine?: boolean;
 }
 
 export const DEFAULT_PORT = 6666;

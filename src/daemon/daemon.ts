@@ -64,7 +64,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
   try {
     await network.start();
     cleanups.push(() => network.stop());
-    const drivers = DriverRegistry.builtIn({ log: say, memDir: paths.memory });
+    const drivers = DriverRegistry.builtIn({ log: say, memDir: paths.memory, confine: cfg.confine });
     const images = new ImageStore(paths);
     const disks = new Ext4Volumes(paths.volumes);
     const core = createCore(

@@ -6,6 +6,8 @@ export interface DriverOptions {
   log: (msg: string) => void;
   /** A tmpfs directory for guest RAM files (drivers that keep RAM in files). */
   memDir: string;
+  /** Confine the VMMs (default on; see drivers/qemu/confinement.ts). */
+  confine?: boolean;
 }
 
 /** The one place drivers are built. A VM's spec names its driver; the first is the default. */
@@ -18,7 +20,7 @@ export class DriverRegistry implements VmmRegistry {
   }
 
   static builtIn(o: DriverOptions): DriverRegistry {
-    return new DriverRegistry([new QemuVmm({ log: o.log, memDir: o.memDir })]);
+    return new DriverRegistry([new QemuVmm({ log: o.log, memDir: o.memDir, confine: o.confine })]);
   }
 
   get defaultName(): string {

@@ -24,6 +24,7 @@ export function registerDaemon(program: Command): void {
     .option('--max-mem <MiB>', 'most memory of running VMs together', int)
     .option('--ready-timeout <s>', 'seconds a VM gets to become ready', int, 90)
     .option('--no-templates', 'make no new templates (boot=auto still restores from existing ones)')
+    .option('--no-confine', 'run the VMMs unconfined (default: each QEMU chrooted, as its own uid, with seccomp and a cgroup; or UIGNITER_CONFINE=off)')
     .option('--stop-vms-on-exit', 'stop every VM when the daemon stops (default: leave them to be adopted)')
     .option('--cleanup', 'remove everything a daemon created on this host (VM processes, namespace, veth, route) and exit')
     .action(async (o: Record<string, string | number | boolean | string[] | undefined>) => {
@@ -48,6 +49,7 @@ export function registerDaemon(program: Command): void {
       cfg.readyTimeoutMs = (o.readyTimeout as number) * 1000;
       cfg.stopVmsOnExit = Boolean(o.stopVmsOnExit);
       cfg.templates = o.templates !== false;
+      if (o.confine === false) cfg.confine = false;
 
       if (o.cleanup) {
         const { cleanupHost } = await import('../../daemon/daemon.js');

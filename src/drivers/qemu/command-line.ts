@@ -37,7 +37,29 @@ export interface GuestMemory {
   shared: boolean;
 }
 
+/**
+ * Where and as whom a confined QEMU runs: it opens every file of its command line (disks,
+ * RAM file, tap, sockets, console, pid file) as root, then chroots into `dir`, takes
+ * uid:gid and drops every capability (see confinement.ts).
+ */
+/**
+ * QEMU's own seccomp filter: no obsolete calls, no fork/exec, no scheduler or priority
+ * changes; loading it sets NoNewPrivs. elevateprivileges=allow: QEMU 7.2 installs the
+ * filter before its own -runas, and both deny and children kill it with SIGSYS at that
+ * setgid (audit: syscall=106). Once -runas dropped root QEMU holds no capabilities, so
+ * set*id can only move among its own ids: the filter's rule adds nothing after that.
+ */
+export const SANDBOX = 'on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny';
+
+export interface VmmJail {
+  dir: string;
+  uid: number;
+  gid: number;
+}
+
 export interface QemuArgsOptions {
+  /** Confined: chroot, unprivileged uid, seccomp sandbox. */
+  jail?: VmmJail;
   /** Guest RAM in a file; anonymous memory when absent (the KVM probe). */
   memory?: GuestMemory;
   /** Start paused, waiting for `migrate-incoming` (a restore). */
@@ -128,6 +150,11 @@ export function qemuArgs(spec: LaunchSpec, host: QemuHost, opts: QemuArgsOptions
     args.push('-netdev', `user,id=${NETDEV_ID},restrict=on,${USER_NET}${fwd}`);
     args.push('-device', `virtio-net-device,netdev=${NETDEV_ID},mac=${nic.mac}`);
   }
+  if (opts.jail) {
+    // QEMU chroots and changes uid just before the VM starts, after it opened everything
+    // above. -sandbox installs its seccomp filter (and with it NoNewPrivs) at start.
+    args.push('-chroot', opts.jail.dir, '-runas', `${opts.jail.uid}:${opts.jail.gid}`, '-sandbox', SANDBOX);
+  }
   if (opts.incoming) {
     // -S: stay paused after the load whatever state the snapshot was saved in; the
     // migration source (a file) is given later, after the migration parameters are set.
@@ -187,6 +214,8 @@ export interface QemuArgvFacts {
   accel: Accel;
   memory: GuestMemory | null;
   hasNic: boolean;
+  /** The chroot of a confined QEMU (host path), null when unconfined. */
+  chroot: string | null;
 }
 
 /** Reads our own command line back; null when argv is not a QEMU of this driver. */
@@ -210,6 +239,7 @@ export function argvFacts(argv: string[]): QemuArgvFacts | null {
     accel: after('-accel')[0] === 'kvm' ? 'kvm' : 'tcg',
     memory,
     hasNic: after('-netdev').length > 0,
+    chroot: after('-chroot')[0] ?? null,
   };
 }
 

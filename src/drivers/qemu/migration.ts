@@ -1,3 +1,7 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chown, rm } from 'node:fs/promises';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UigniterError } from '../../core/errors.js';
 import type { QmpClient, QmpEvent } from './qmp-client.js';
@@ -7,7 +11,75 @@ interface MigrationInfo {
   'error-desc'?: string;
 }
 
-/** Quotes a path for the /bin/sh that QEMU's exec: migration runs. */
+/**
+ * A migration stream goes through a unix socket in the VMM's jail (its run directory when
+ * unconfined), served by the daemon, which reads or writes the snapshot file itself: a
+ * confined QEMU can neither exec (`exec:` migration spawns /bin/sh) nor see the snapshot
+ * directory. `socket` is the host path, `vmmPath` the same socket as QEMU names it.
+ */
+export interface MigrationSocket {
+  socket: string;
+  vmmPath: string;
+  /** Who must be able to connect to a socket the daemon serves (the VMM's uid), when not root. */
+  owner: { uid: number; gid: number } | null;
+}
+
+/** A stream being received into a file: `done` settles when the file holds all of it. */
+export interface Receiving {
+  done: Promise<void>;
+  close: () => Promise<void>;
+}
+
+/**
+ * Serves `sock.socket` for one connection from QEMU (`migrate` to `unix:<vmmPath>`) and
+ * writes what it sends into `file`. `close` stops serving and removes the socket.
+ */
+export async function receiveMigration(sock: MigrationSocket, file: string): Promise<Receiving> {
+  await rm(sock.socket, { force: true });
+  const server = createServer();
+  let conn: Socket | null = null;
+  const done = new Promise<void>((resolve, reject) => {
+    server.once('connection', (c) => {
+      conn = c;
+      server.close();
+      pipeline(c, createWriteStream(file)).then(resolve, reject);
+    });
+    server.once('error', reject);
+  });
+  done.catch(() => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(sock.socket, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  if (sock.owner) await chown(sock.socket, sock.owner.uid, sock.owner.gid);
+  const close = async (): Promise<void> => {
+    server.close();
+    (conn as Socket | null)?.destroy();
+    await rm(sock.socket, { force: true });
+  };
+  return { done, close };
+}
+
+/**
+ * Sends `file` to the socket QEMU listens on (`migrate-incoming` on `unix:<vmmPath>`,
+ * which returns once it listens).
+ */
+export async function sendMigration(sock: MigrationSocket, file: string): Promise<void> {
+  const c = createConnection(sock.socket);
+  await new Promise<void>((resolve, reject) => {
+    c.once('connect', () => {
+      c.off('error', reject);
+      resolve();
+    });
+    c.once('error', reject);
+  });
+  await pipeline(createReadStream(file), c);
+}
+
+/** Quotes a path for a /bin/sh (the benchmarks' raw QEMU runs use `exec:` migration). */
 export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -8,12 +8,15 @@ import type { VmmExit, VmmProcess, VmmSnapshot } from '../../core/ports.js';
 import { run } from '../../util/exec.js';
 import { processAlive as pidAlive } from '../../util/process.js';
 import { AGENT_SOCKET, NETDEV_ID, type GuestMemory } from './command-line.js';
-import { setMigration, shellQuote, waitForMigration, waitRunStateLeaves } from './migration.js';
+import { receiveMigration, sendMigration, setMigration, waitForMigration, waitRunStateLeaves, type MigrationSocket } from './migration.js';
 import type { QmpClient } from './qmp-client.js';
 
 /** Files of a snapshot directory. */
 export const SNAPSHOT_STATE = 'state';
 export const SNAPSHOT_MEMORY = 'memory';
+/** The sockets migration streams go through, in the VMM's jail (or run directory). */
+const MIGRATE_OUT = 'migrate-out.sock';
+const MIGRATE_IN = 'migrate-in.sock';
 
 /** How long a save or a load may take (a 'stream' snapshot of a large guest is slow under load). */
 const MIGRATION_TIMEOUT_MS = 300_000;
@@ -34,6 +37,13 @@ export interface QemuProcessInit {
   compat: string;
   /** Reads the end of QEMU's log, to explain a failure. */
   why: () => Promise<string>;
+  /**
+   * Where the migration sockets go: `host` as the daemon sees it, `vmm` as QEMU does (`/`
+   * in its chroot), `owner` the VMM's uid when it is not root.
+   */
+  sockets: { host: string; vmm: string; owner: { uid: number; gid: number } | null };
+  /** Runs once the process ended (its cgroup removed), before `exited` settles. */
+  onExit?: () => Promise<void>;
 }
 
 interface OwnedFile {
@@ -71,7 +81,10 @@ export class QemuProcess implements VmmProcess {
       if (this.watch) clearInterval(this.watch);
       this.qmp.close();
       this.agent?.destroy();
-      if (!this.detached) await removeOwned(this.owned);
+      if (!this.detached) {
+        await removeOwned(this.owned);
+        await this.init.onExit?.().catch(() => undefined);
+      }
       return e;
     });
   }
@@ -179,10 +192,15 @@ export class QemuProcess implements VmmProcess {
     const shared = this.sharedMemory;
     const statePath = join(dir, SNAPSHOT_STATE);
     const memoryPath = join(dir, SNAPSHOT_MEMORY);
+    let receiving: { done: Promise<void>; close: () => Promise<void> } | null = null;
     try {
       await setMigration(this.qmp, shared, false);
-      await this.qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(statePath)}` });
+      const sock = this.socket(MIGRATE_OUT);
+      receiving = await receiveMigration(sock, statePath);
+      await this.qmp.execute('migrate', { uri: `unix:${sock.vmmPath}` });
       await waitForMigration(this.qmp, { gone: this.ended, why: this.init.why, timeoutMs: MIGRATION_TIMEOUT_MS, what: 'saving the snapshot' });
+      // QEMU has sent it all; the file holds it all once the stream ends.
+      await receiving.done;
       await waitRunStateLeaves(this.qmp, ['finish-migrate']);
       if (shared) {
         // The guest's pages that were never touched are holes in the tmpfs file: keep them holes.
@@ -192,10 +210,20 @@ export class QemuProcess implements VmmProcess {
       for (const p of shared ? [statePath, memoryPath] : [statePath]) bytes += (await stat(p)).blocks * 512;
       return { dir, memory: shared ? 'file' : 'stream', bytes, compat: this.init.compat };
     } catch (e) {
+      await receiving?.close();
+      receiving = null;
       await rm(statePath, { force: true });
       await rm(memoryPath, { force: true });
       throw e instanceof UigniterError ? e : new UigniterError('vmm_failed', `saving the snapshot: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      await receiving?.close();
     }
+  }
+
+  /** A migration socket of this VMM, as the daemon and QEMU name it. */
+  private socket(name: string): MigrationSocket {
+    const s = this.init.sockets;
+    return { socket: join(s.host, name), vmmPath: join(s.vmm, name), owner: s.owner };
   }
 
   /**
@@ -204,8 +232,19 @@ export class QemuProcess implements VmmProcess {
    */
   async loadSnapshot(dir: string, ignoreShared: boolean): Promise<void> {
     await setMigration(this.qmp, ignoreShared, true);
-    await this.qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(join(dir, SNAPSHOT_STATE))}` });
-    await waitForMigration(this.qmp, { gone: this.ended, why: this.init.why, timeoutMs: MIGRATION_TIMEOUT_MS, what: 'loading the snapshot' });
+    const sock = this.socket(MIGRATE_IN);
+    await rm(sock.socket, { force: true });
+    try {
+      // QEMU listens once migrate-incoming returns; the daemon reads the state file to it.
+      await this.qmp.execute('migrate-incoming', { uri: `unix:${sock.vmmPath}` });
+      const sent = sendMigration(sock, join(dir, SNAPSHOT_STATE));
+      sent.catch(() => undefined);
+      // QEMU's own account of a failed load says more than the broken pipe it leaves.
+      await waitForMigration(this.qmp, { gone: this.ended, why: this.init.why, timeoutMs: MIGRATION_TIMEOUT_MS, what: 'loading the snapshot' });
+      await sent;
+    } finally {
+      await rm(sock.socket, { force: true });
+    }
     await waitRunStateLeaves(this.qmp, ['inmigrate', 'finish-migrate']);
     if (this.init.memory?.shared && this.init.ownsMemory) {
       // The load read every page of the fresh tmpfs file to compare it with zero, which

@@ -22,6 +22,7 @@ import {
   type QemuArgvFacts,
   type QemuHost,
 } from './command-line.js';
+import { Confinement, JOIN_CGROUPS_SCRIPT, type Confined } from './confinement.js';
 import { hostTscKhz, kvmFacts } from './host-facts.js';
 import { QemuProcess, SNAPSHOT_MEMORY, SNAPSHOT_STATE } from './qemu-process.js';
 import { QmpClient } from './qmp-client.js';
@@ -35,6 +36,12 @@ export interface QemuVmmOptions {
    * per daemon home: removeOrphans removes the files in it that no VM uses.
    */
   memDir?: string;
+  /**
+   * Confine each VMM (chroot, own uid, seccomp, no capabilities, cgroup: confinement.ts).
+   * Default on (`UIGNITER_CONFINE=off` turns it off); it needs root, so a daemon or a
+   * `vm run` that is not root runs its VMMs unconfined, as itself.
+   */
+  confine?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -78,10 +85,22 @@ export class QemuVmm implements Vmm {
   };
   readonly userNetworkAddress: GuestAddress = USER_NET_ADDRESS;
   readonly memDir: string;
+  /** Whether this driver confines the VMMs it starts. */
+  readonly confined: boolean;
   private host: Promise<QemuHost> | null = null;
+  private jailer: Promise<Confinement> | null = null;
 
   constructor(private readonly opts: QemuVmmOptions = {}) {
     this.memDir = resolve(opts.memDir ?? DEFAULT_MEM_DIR);
+    const wanted = opts.confine ?? process.env.UIGNITER_CONFINE !== 'off';
+    this.confined = wanted && process.getuid?.() === 0;
+    if (wanted && !this.confined) opts.log?.('qemu: VMMs run unconfined: confining them (chroot, another uid, cgroups) needs root');
+  }
+
+  /** The confinement's state (uids handed out, cgroups), built at first use: also for adopted VMs of a confined daemon. */
+  private confinement(): Promise<Confinement> {
+    this.jailer ??= Confinement.create(basename(this.memDir), (m) => this.opts.log?.(m));
+    return this.jailer;
   }
 
   /** Resolves the binary, its version, the accelerator and the TSC frequency once, at first use. */
@@ -150,18 +169,23 @@ export class QemuVmm implements Vmm {
     return join(this.memDir, `${vmId}.ram`);
   }
 
-  private async command(spec: LaunchSpec, opts: QemuArgsOptions): Promise<{ command: string; args: string[] }> {
+  private async command(spec: LaunchSpec, opts: QemuArgsOptions, cgroupProcs: string[] = []): Promise<{ command: string; args: string[] }> {
     const host = await this.hostFor(spec);
-    const args = qemuArgs(spec, host, opts);
+    let argv = [host.binary, ...qemuArgs(spec, host, opts)];
     const nic = spec.nic;
     if (nic?.kind === 'tap' && nic.netns) {
       // The tap lives in the VM network namespace, so QEMU must open it from there
       // (nsenter execs QEMU: the pid stays QEMU's).
-      return { command: 'nsenter', args: [`--net=/run/netns/${nic.netns}`, '--', host.binary, ...args] };
+      argv = ['nsenter', `--net=/run/netns/${nic.netns}`, '--', ...argv];
     }
-    return { command: host.binary, args };
+    if (cgroupProcs.length) {
+      // A shell joins the VM's cgroup and execs the rest: QEMU is in it from its first page.
+      argv = ['/bin/sh', '-c', JOIN_CGROUPS_SCRIPT, 'uigniter-join-cgroup', ...cgroupProcs, '--', ...argv];
+    }
+    return { command: argv[0]!, args: argv.slice(1) };
   }
 
+  /** The unconfined command line of a VM (what the boot benchmark runs by hand). */
   async commandLine(spec: LaunchSpec): Promise<{ command: string; args: string[] }> {
     return this.command(spec, { memory: { path: this.memoryPath(spec.vmId), shared: true } });
   }
@@ -223,7 +247,16 @@ export class QemuVmm implements Vmm {
     // What a failed start must not leave: the sockets, and the RAM file if it is the VM's own
     // (never a snapshot's memory file, which a clone only maps).
     const leftovers = [...sockets, ...(opts.memory && ownsMemory ? [opts.memory.path] : [])];
-    const { command, args } = await this.command(spec, opts);
+    const host = await this.hostFor(spec);
+    let confined: Confined | null = null;
+    if (this.confined) confined = await (await this.confinement()).prepare(spec, host.accel);
+    const release = async (): Promise<void> => {
+      if (confined) await (await this.confinement()).release(spec.vmId);
+    };
+    const { command, args } = await this.command(spec, { ...opts, jail: confined?.jail }, confined?.cgroupProcs).catch(async (e: unknown) => {
+      await release();
+      throw e;
+    });
     const logPath = join(spec.runDir, VMM_LOG);
     const logFd = openSync(logPath, 'a');
     // Detached: a VM outlives the process that started it (a daemon restart adopts it).
@@ -233,6 +266,7 @@ export class QemuVmm implements Vmm {
     const childExit = new Promise<VmmExit>((res) => child.once('exit', (code, signal) => res({ code, signal })));
     const cleanup = async (): Promise<void> => {
       for (const f of leftovers) await rm(f, { force: true });
+      await release();
     };
     const spawned = await new Promise<number>((res, reject) => {
       child.once('spawn', () => res(child.pid!));
@@ -241,8 +275,9 @@ export class QemuVmm implements Vmm {
       await cleanup();
       throw new UigniterError('vmm_failed', `cannot start ${command}: ${String(e)}`);
     });
-    const early = childExit.then(async () => {
-      throw new UigniterError('vmm_failed', `qemu exited at start: ${await logTail(spec.runDir)}`);
+    const early = childExit.then(async (x) => {
+      const how = x.signal ? `signal ${x.signal}` : `code ${x.code}`;
+      throw new UigniterError('vmm_failed', `qemu exited at start (${how}): ${await logTail(spec.runDir)}`);
     });
     early.catch(() => undefined);
     let qmp: QmpClient;
@@ -254,7 +289,6 @@ export class QemuVmm implements Vmm {
       await cleanup();
       throw e instanceof UigniterError ? e : new UigniterError('vmm_failed', `qemu did not answer on QMP: ${String(e)}`);
     }
-    const host = await this.hostFor(spec);
     return QemuProcess.create({
       pid: spawned,
       qmp,
@@ -265,6 +299,10 @@ export class QemuVmm implements Vmm {
       hasNic: spec.nic !== null,
       compat: compatString(host.version!, host.accel),
       why: () => logTail(spec.runDir),
+      sockets: confined
+        ? { host: confined.jail.dir, vmm: '/', owner: { uid: confined.jail.uid, gid: confined.jail.gid } }
+        : { host: spec.runDir, vmm: spec.runDir, owner: null },
+      onExit: confined ? release : undefined,
     });
   }
 
@@ -282,6 +320,9 @@ export class QemuVmm implements Vmm {
     // The version of the running process, not of the binary now installed.
     const v = await qmp.execute<{ qemu: { major: number; minor: number; micro: number } }>('query-version').catch(() => null);
     const version = v ? `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}` : 'unknown';
+    // A confined VMM names its migration sockets inside its chroot, and runs as its own uid.
+    const owner = await stat(`/proc/${pid}`).then((s) => (s.uid === 0 ? null : { uid: s.uid, gid: s.gid })).catch(() => null);
+    const jail = facts.chroot;
     return QemuProcess.create({
       pid,
       qmp,
@@ -293,6 +334,8 @@ export class QemuVmm implements Vmm {
       hasNic: facts.hasNic,
       compat: compatString(version, facts.accel),
       why: () => logTail(runDir),
+      sockets: jail ? { host: jail, vmm: '/', owner } : { host: runDir, vmm: runDir, owner },
+      onExit: jail ? async () => (await this.confinement()).release(vmId) : undefined,
     });
   }
 
@@ -323,6 +366,8 @@ export class QemuVmm implements Vmm {
       await rm(path, { force: true });
       lines.push(`removed the orphaned memory file ${path}`);
     }
+    // Cgroups left by VMMs that ended while no daemon watched them (only empty ones go).
+    if (this.confined) lines.push(...(await (await this.confinement()).removeOrphans(keep, new Set(orphans.map((o) => o.facts.vmId)))));
     return lines;
   }
 }
