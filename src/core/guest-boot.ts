@@ -7,6 +7,8 @@ import type { DiskAttachment, GuestAddress, ImageCatalog, LaunchSpec, NicAttachm
 
 export const CONFIG_DRIVE = 'config.img';
 export const CONSOLE_LOG = 'console.log';
+/** The console log is rotated into `console.log.1` past this: about twice it on disk per VM at most. */
+export const CONSOLE_ROTATE_BYTES = 512 * 1024;
 
 export interface BootNetwork {
   nic: NicAttachment | null;

@@ -1,12 +1,20 @@
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { copyFile, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { parseGuestEvent, type GuestEvent } from './console-events.js';
 
 export interface ConsoleTailOptions {
   /** Byte offset to start at (a VM's log is appended across boots). */
   offset?: number;
   pollMs?: number;
+  /**
+   * Keeps the file bounded: once read past this many bytes, it is copied to `<path>.1` and
+   * truncated (the VMM appends, so it writes on at the new end). Only the one tail that
+   * always runs with the VM should rotate; every tail starts again at 0 when it finds the
+   * file shorter than its offset. Bytes the VMM writes between the copy and the truncation
+   * are lost (a few, under a flood).
+   */
+  rotateAtBytes?: number;
 }
 
 /**
@@ -83,13 +91,23 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
         }
       }
     }
+    // Rotated (or truncated) since the last read: what is there now is new.
+    const size = await this.fh.stat().then((s) => s.size).catch(() => this.offset);
+    if (size < this.offset) {
+      this.offset = 0;
+      this.partial = '';
+    }
     const buf = Buffer.alloc(64 * 1024);
     for (;;) {
       // stop() may close the file between two reads: then there is nothing more to follow.
       const fh = this.fh;
       if (!fh || this.stopped) return;
       const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset).catch(() => ({ bytesRead: 0 }));
-      if (bytesRead === 0) return;
+      if (bytesRead === 0) {
+        const max = this.opts.rotateAtBytes;
+        if (max !== undefined && this.offset >= max && !this.stopped) await this.rotate();
+        return;
+      }
       this.offset += bytesRead;
       const text = this.partial + buf.subarray(0, bytesRead).toString('utf8');
       const lines = text.split('\n');
@@ -100,6 +118,16 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
         const ev = parseGuestEvent(line);
         if (ev) this.emit('event', ev);
       }
+    }
+  }
+
+  private async rotate(): Promise<void> {
+    try {
+      await copyFile(this.path, `${this.path}.1`);
+      await truncate(this.path, 0);
+      this.offset = 0;
+    } catch {
+      /* the VM's directory is going away: nothing to keep bounded */
     }
   }
 

@@ -33,8 +33,8 @@ describe('QEMU command line', () => {
     const tcg = qemuArgs(spec, { binary: 'qemu', accel: 'tcg', tscKhz: null });
     assert.ok(tcg.join(' ').includes('-accel tcg -cpu max'));
     assert.ok(tcg.includes('microvm,x-option-roms=off,acpi=off'));
-    assert.ok(tcg.includes('id=d0,file=/layers/app.sqfs,format=raw,if=none,readonly=on'));
-    assert.ok(tcg.includes('id=d1,file=/vols/a,,b.ext4,format=raw,if=none'));
+    assert.ok(tcg.includes('id=d0,file=/layers/app.sqfs,format=raw,if=none,readonly=on,werror=report,rerror=report'));
+    assert.ok(tcg.includes('id=d1,file=/vols/a,,b.ext4,format=raw,if=none,werror=report,rerror=report'));
     assert.ok(tcg.includes('tap,id=n0,ifname=tap-abc,script=no,downscript=no'));
     assert.ok(tcg.includes('virtio-net-device,netdev=n0,mac=52:55:ac:1e:00:05'));
     const kvm = qemuArgs(spec, { binary: 'qemu', accel: 'kvm', tscKhz: null });
@@ -77,9 +77,13 @@ describe('QEMU command line', () => {
 
   it('reads its own command line back (adopted VMs, orphans)', () => {
     const argv = ['/usr/bin/qemu-system-x86_64', ...qemuArgs(spec, { binary: 'qemu', accel: 'kvm', tscKhz: null }, { memory: { path: '/dev/shm/u,x/abc123.ram', shared: true } })];
-    assert.deepEqual(argvFacts(argv), { vmId: 'abc123', runDir: '/run/vm', accel: 'kvm', memory: { path: '/dev/shm/u,x/abc123.ram', shared: true }, hasNic: true });
+    assert.deepEqual(argvFacts(argv), { vmId: 'abc123', runDir: '/run/vm', accel: 'kvm', memory: { path: '/dev/shm/u,x/abc123.ram', shared: true }, hasNic: true, chroot: null });
     const clone = ['qemu-system-x86_64', ...qemuArgs({ ...spec, nic: null }, { binary: 'qemu', accel: 'tcg', tscKhz: null }, { memory: { path: '/s/memory', shared: false }, incoming: true })];
-    assert.deepEqual(argvFacts(clone), { vmId: 'abc123', runDir: '/run/vm', accel: 'tcg', memory: { path: '/s/memory', shared: false }, hasNic: false });
+    assert.deepEqual(argvFacts(clone), { vmId: 'abc123', runDir: '/run/vm', accel: 'tcg', memory: { path: '/s/memory', shared: false }, hasNic: false, chroot: null });
+    const jailed = ['qemu-system-x86_64', ...qemuArgs(spec, { binary: 'qemu', accel: 'tcg', tscKhz: null }, { jail: { dir: '/run/vm/jail', uid: 1900000007, gid: 1900000007 } })];
+    assert.equal(argvFacts(jailed)?.chroot, '/run/vm/jail', 'a confined VM is known by its chroot');
+    const at = (flag: string): string | undefined => jailed[jailed.indexOf(flag) + 1];
+    assert.deepEqual([at('-runas'), at('-sandbox')], ['1900000007:1900000007', 'on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny']);
     const old = ['nsenter', '--net=/run/netns/uigniter', '--', '/usr/bin/qemu-system-x86_64', ...qemuArgs(spec, { binary: 'qemu', accel: 'tcg', tscKhz: null })];
     assert.equal(argvFacts(old)?.memory, null, 'a VM started before RAM files has anonymous RAM');
     assert.equal(argvFacts(['/usr/bin/qemu-system-x86_64', '-name', 'other,process=other']), null);

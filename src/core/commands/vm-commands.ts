@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { GuestAgent } from '../../guest/guest-agent.js';
 import { invalid, messageOf, UigniterError } from '../errors.js';
 import type { ImageManifest, VmRecord, VmSpec } from '../models.js';
@@ -47,7 +48,17 @@ export class VmCommands {
       checkLimits(this.fleet.records.list(), this.o.limits, spec.vcpus, spec.memMiB, true);
       const record = { ...newRecord(id, spec, image, this.o.clock.now().toISOString()), pool: opts.pool ?? null, service: opts.service ?? null };
       await mkdir(this.fleet.runDir(id), { recursive: true, mode: 0o700 });
-      this.fleet.records.insert(record);
+      try {
+        this.fleet.records.insert(record);
+      } catch (e) {
+        // No record, no directory: found by the fault suite with the home's disk full,
+        // where the insert fails (SQLITE_FULL) after the directory was made.
+        await rm(this.fleet.runDir(id), { recursive: true, force: true });
+        if ((e as { code?: unknown }).code === 'SQLITE_FULL') {
+          throw new UigniterError('internal', `the disk of the daemon's state directory is full (${dirname(this.o.vmsDir)}): the VM record could not be saved (${messageOf(e)})`);
+        }
+        throw e;
+      }
       return record;
     });
     return this.fleet.locks.run(id, async () => {

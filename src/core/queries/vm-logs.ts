@@ -14,9 +14,16 @@ export class VmLogs {
     return { id, path: join(this.fleet.runDir(id), CONSOLE_LOG) };
   }
 
+  /** The rotated part (console.log.1) and the current one, oldest first. */
+  private async text(path: string): Promise<{ text: string; current: number }> {
+    const older = await readFile(`${path}.1`, 'utf8').catch(() => '');
+    const current = await readFile(path, 'utf8').catch(() => '');
+    return { text: older + current, current: Buffer.byteLength(current) };
+  }
+
   async read(ref: string, tail?: number): Promise<string> {
     const { path } = this.path(ref);
-    const text = await readFile(path, 'utf8').catch(() => '');
+    const { text } = await this.text(path);
     return tail === undefined ? text : text.split('\n').slice(-tail - 1).join('\n');
   }
 
@@ -26,9 +33,9 @@ export class VmLogs {
    */
   async follow(ref: string, tail: number | undefined, write: (text: string) => void, end: () => void, signal: AbortSignal): Promise<void> {
     const { id, path } = this.path(ref);
-    const text = await readFile(path, 'utf8').catch(() => '');
+    const { text, current } = await this.text(path);
     write(tail === undefined ? text : text.split('\n').slice(-tail - 1).join('\n'));
-    const follow = new ConsoleTail(path, { offset: Buffer.byteLength(text), pollMs: 100 });
+    const follow = new ConsoleTail(path, { offset: current, pollMs: 100 });
     follow.on('line', (line) => write(`${line}\n`));
     follow.start();
     let done = false;

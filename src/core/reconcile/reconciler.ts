@@ -1,7 +1,7 @@
 import { access, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConsoleTail } from '../../guest/console-tail.js';
-import { CONSOLE_LOG } from '../guest-boot.js';
+import { CONSOLE_LOG, CONSOLE_ROTATE_BYTES } from '../guest-boot.js';
 import type { VmRecord } from '../models.js';
 import { ADOPT } from '../plans/boot-plans.js';
 import type { VmmProcess } from '../ports.js';
@@ -81,7 +81,7 @@ export class Reconciler {
     ctx.lease = await this.o.network.lease(vm.id);
     ctx.tap = vm.tap;
     ctx.process = proc;
-    ctx.tail = new ConsoleTail(join(this.fleet.runDir(vm.id), CONSOLE_LOG), { offset: vm.consoleOffset, pollMs: 50 }).start();
+    ctx.tail = new ConsoleTail(join(this.fleet.runDir(vm.id), CONSOLE_LOG), { offset: vm.consoleOffset, pollMs: 50, rotateAtBytes: CONSOLE_ROTATE_BYTES }).start();
     for (const want of vm.spec.volumes) {
       const rec = this.o.store.getVolume(want.name);
       if (rec) ctx.volumes.push({ path: this.o.volumes.pathOf(want.name), uuid: rec.uuid, mountPath: want.mountPath, readOnly: want.readOnly });

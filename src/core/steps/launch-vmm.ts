@@ -1,4 +1,5 @@
 import { ConsoleTail } from '../../guest/console-tail.js';
+import { CONSOLE_ROTATE_BYTES } from '../guest-boot.js';
 import type { Step } from '../plan.js';
 import type { VmmProcess } from '../ports.js';
 import { transition } from '../vm-state.js';
@@ -8,7 +9,7 @@ import type { BootContext } from './boot-context.js';
 export async function startVmm(ctx: BootContext, start: () => Promise<VmmProcess>): Promise<void> {
   const launch = ctx.launch!;
   const offset = await ConsoleTail.sizeOf(launch.consoleLog);
-  ctx.tail = new ConsoleTail(launch.consoleLog, { offset, pollMs: 50 }).start();
+  ctx.tail = new ConsoleTail(launch.consoleLog, { offset, pollMs: 50, rotateAtBytes: CONSOLE_ROTATE_BYTES }).start();
   ctx.launchedAt = ctx.marks.vmmStart = performance.now();
   ctx.process = await start();
   ctx.marks.vmmLaunched = performance.now();

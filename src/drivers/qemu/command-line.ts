@@ -136,7 +136,9 @@ export function qemuArgs(spec: LaunchSpec, host: QemuHost, opts: QemuArgsOptions
   );
   spec.disks.forEach((d, i) => {
     const ro = d.readOnly ? ',readonly=on' : '';
-    args.push('-drive', `id=d${i},file=${escapeOpt(d.path)},format=raw,if=none${ro}`);
+    // An I/O error (the host's disk full under a sparse volume) reaches the guest as EIO:
+    // QEMU's default, pausing the whole VM, looked like a silent hang from outside.
+    args.push('-drive', `id=d${i},file=${escapeOpt(d.path)},format=raw,if=none${ro},werror=report,rerror=report`);
     args.push('-device', `virtio-blk-device,drive=d${i}`);
   });
   const nic = spec.nic;
