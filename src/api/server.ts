@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ImageService } from '../core/image-service.js';
 import type { VmState } from '../core/models.js';
 import type { Core } from '../core/core.js';
@@ -34,6 +36,31 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
     // One line per request, written by our onResponse hook (with the route's latency).
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // A client that declares a body and never sends it must not hold a connection for ever
+    // (Fastify's default is no limit); this bounds receiving a request, not streaming a reply.
+    requestTimeout: 30_000,
+    // Fastify answers a malformed URL (a bad %-escape) and a path parameter longer than
+    // maxParamLength by itself, in its own shape ({error: 'Bad Request', code: 'FST_ERR_...'});
+    // this keeps those answers in ours (found by test/fuzz).
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+      const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      reply.status(status).send({ error: { code: 'invalid_argument', message: err.message } });
+    },
+    // Node's HTTP parser refuses malformed requests (a bad header line, an unknown method,
+    // a broken content-length) before Fastify sees them; Fastify's default answer is its
+    // own shape. The same answer in ours (found by test/fuzz).
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const message = status === 408 ? 'the request took too long to arrive' : status === 431 ? 'the request headers are too large' : `malformed HTTP request (${err.code ?? 'client error'})`;
+      const body = JSON.stringify({ error: { code: 'invalid_argument', message } });
+      // As Node's own handler: only on a connection that has not answered yet, so the
+      // error never lands after (or inside) an answer to an earlier request on it.
+      if (socket.writable && socket.bytesWritten === 0) {
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      }
+      socket.destroy();
+    },
   } as const;
   const app: FastifyInstance = o.logger ? Fastify({ ...common, loggerInstance: o.logger }) : Fastify({ ...common, logger: false });
 
