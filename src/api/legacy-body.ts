@@ -43,15 +43,33 @@ export function isLegacyBody(body: unknown): body is Record<string, unknown> {
 }
 
 /**
+ * The names a cmdline's first word may use for an image's program: the image's name and
+ * each word of its entry point, as a path and as a file name. In the original Uigniter
+ * the cmdline was OSv's whole command line, program first (`curl http://...`); ours runs
+ * the image's entry point, so such a first word is dropped and the rest are its arguments.
+ */
+export function programNames(image: { name: string; entrypoint: string[] }): Set<string> {
+  const names = new Set<string>([image.name]);
+  for (const w of image.entrypoint) {
+    names.add(w);
+    names.add(w.slice(w.lastIndexOf('/') + 1));
+  }
+  names.delete('');
+  return names;
+}
+
+/**
  * The body of the original Uigniter (`{"image_name", "cmdline", "read_only"}`) as ours:
- * cmdline replaces the image's arguments; read_only is our readOnly (the VM's root is the
+ * cmdline replaces the image's arguments (a first word naming the program is dropped: see
+ * programNames); read_only is our readOnly (the VM's root is the
  * image with no writable layer over it; /tmp stays a writable tmpfs).
  */
-export function fromLegacyBody(body: Record<string, unknown>): RunBody {
+export function fromLegacyBody(body: Record<string, unknown>, program: Set<string> = new Set()): RunBody {
   for (const k of Object.keys(body)) if (!KEYS.has(k)) throw invalid(k, `unknown field '${k}'`);
   if (typeof body.image_name !== 'string' || body.image_name === '') throw invalid('image_name', 'image_name must be a non-empty string');
   if (body.cmdline !== undefined && typeof body.cmdline !== 'string') throw invalid('cmdline', 'cmdline must be a string');
   if (body.read_only !== undefined && typeof body.read_only !== 'boolean') throw invalid('read_only', 'read_only must be a boolean');
-  const args = typeof body.cmdline === 'string' && body.cmdline.trim() !== '' ? splitCmdline(body.cmdline) : undefined;
+  let args = typeof body.cmdline === 'string' && body.cmdline.trim() !== '' ? splitCmdline(body.cmdline) : undefined;
+  if (args && args.length > 0 && program.has(args[0]!)) args = args.slice(1);
   return { image: body.image_name, ...(args ? { args } : {}), ...(body.read_only === true ? { readOnly: true } : {}) };
 }

@@ -107,7 +107,7 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
       tags: [{ name: 'vm' }, { name: 'snapshots' }, { name: 'pools' }, { name: 'services' }, { name: 'images' }, { name: 'volumes' }, { name: 'system' }],
     },
   });
-  await app.register(vmRoutes, { core: o.core });
+  await app.register(vmRoutes, { core: o.core, images: o.images });
   await app.register(snapshotRoutes, { snapshots: o.core.snapshots });
   await app.register(poolRoutes, { pools: o.core.pools });
   await app.register(serviceRoutes, { services: o.core.services });

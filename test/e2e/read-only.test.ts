@@ -56,7 +56,8 @@ describe('read-only root', () => {
   });
 
   it('the original body with read_only: true runs the image with a read-only root; /tmp stays writable', async () => {
-    const r = await post({ image_name: 'write-probe', cmdline: CMDLINE, read_only: true });
+    // As the original's clients sent it: OSv's whole command line, the program first.
+    const r = await post({ image_name: 'write-probe', cmdline: `write-probe ${CMDLINE}`, read_only: true });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.state, 'running');
     assert.equal(r.body.ip_address, r.body.ip);

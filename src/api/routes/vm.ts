@@ -3,7 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Core } from '../../core/core.js';
 import type { BootMarks } from '../../core/models.js';
-import { fromLegacyBody, isLegacyBody } from '../legacy-body.js';
+import type { ImageService } from '../../core/image-service.js';
+import { fromLegacyBody, isLegacyBody, programNames } from '../legacy-body.js';
 import { DeleteQuery, ErrorBody, LogsQuery, RunBody, SnapshotBody, SnapshotView, StopQuery, VmRef, VmView, WaitQuery } from '../schemas.js';
 import { snapshotView, vmView } from '../views.js';
 
@@ -28,7 +29,7 @@ declare module 'fastify' {
 }
 
 /** The VM resource: the seed's three calls (run, start, stop) and what users expect beside them. */
-export const vmRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core }) => {
+export const vmRoutes: FastifyPluginAsync<{ core: Core; images: ImageService }> = async (app, { core, images }) => {
   const { vms, records, logs } = core;
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -44,8 +45,12 @@ export const vmRoutes: FastifyPluginAsync<{ core: Core }> = async (app, { core }
         response: { 201: VmView, ...errors },
       },
       preValidation: async (req) => {
-        if (isLegacyBody(req.body)) {
-          req.body = fromLegacyBody(req.body);
+        const raw: unknown = req.body;
+        if (isLegacyBody(raw)) {
+          // An unknown image is the create's to refuse (404 naming image_name's value).
+          const name = typeof raw.image_name === 'string' ? raw.image_name : null;
+          const image = name ? await images.get(name).catch(() => null) : null;
+          req.body = fromLegacyBody(raw, image ? programNames(image) : undefined);
           req.legacyRun = true;
         }
       },
