@@ -163,6 +163,21 @@ describe('failure injection: every create step fails in turn, nothing is left be
     await d.client.remove('fine', { volumes: true });
     await assertNothingLeft(d, port, 'after delete with volumes=1', ['fine']);
   });
+
+  it("a running VM's published port answers again once a restart adopts it", async () => {
+    const port = await freePort();
+    const vm = await d.client.run({ image: 'hello', name: 'published', ports: [{ hostPort: port, guestPort: 8080 }] });
+    const get = (): Promise<number> => fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(3000) }).then((r) => r.status);
+    assert.equal(await get(), 200, 'positive control: the port answers while the daemon runs');
+    await d.kill('SIGKILL');
+    // The daemon proxies published ports: with it gone the port is closed.
+    await assert.rejects(get(), 'the port closed with the daemon');
+    await d.restart();
+    assert.equal((await d.client.get('published')).pid, vm.pid, 'adopted, not booted again');
+    assert.equal(await waitFor(async () => (await get().catch(() => 0)) === 200 || null, 30_000, 'the port published again'), true);
+    await d.client.remove('published', { force: true });
+    await assert.rejects(get(), 'and closed again with the VM');
+  });
 });
 
 describe('real failures of a create undo what was done', () => {
@@ -220,7 +235,7 @@ describe('real failures of a create undo what was done', () => {
       const qemuFailed = await d.client.run({ image: 'sleeper', name: 'broken' }).catch((e: unknown) => e);
       assert.ok(qemuFailed instanceof ApiError);
       assert.equal(qemuFailed.status, 502);
-      assert.match(qemuFailed.message, /qemu exited at start: .*requires .* to be a regular file/);
+      assert.match(qemuFailed.message, /qemu exited at start \(code \d+\): .*requires .* to be a regular file/);
       await assertNothingLeft(d, 1, 'qemu failed', ['broken']);
     } finally {
       await rmdir(file).catch(() => undefined);

@@ -202,14 +202,9 @@ export class PoolService {
       // The first spare of a spec becomes its template, so the next ones restore from it.
       if (vm.origin === 'cold') await this.snapshots.templateNow(vm.id).catch((e: unknown) => this.o.log(`no template from spare ${name}: ${messageOf(e)}`));
       // After the template: what warms a spare is the pool's business, not every restore's.
-      if (vm.ip) {
-        try {
-          await warmUp(vm.ip, pool.warm);
-        } catch (e) {
-          await this.vms.remove(vm.id, { force: true }).catch(() => undefined);
-          throw new Error(`spare ${name} did not answer its warm-up requests: ${messageOf(e)}`);
-        }
-      }
+      // Warming only saves its first client time: a spare that was ready but answers a
+      // warm-up slowly (a loaded host) is paused unwarmed rather than thrown away.
+      if (vm.ip) await warmUp(vm.ip, pool.warm).catch((e: unknown) => this.o.log(`spare ${name} paused without its warm-up: ${messageOf(e)}`));
       await this.vms.pause(vm.id);
     }
     for (const extra of this.spares(id).slice(pool.size)) await this.vms.remove(extra.id, { force: true });

@@ -1,6 +1,7 @@
 import { access, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConsoleTail } from '../../guest/console-tail.js';
+import { GuestAgent } from '../../guest/guest-agent.js';
 import { CONSOLE_LOG, CONSOLE_ROTATE_BYTES } from '../guest-boot.js';
 import type { VmRecord } from '../models.js';
 import { ADOPT } from '../plans/boot-plans.js';
@@ -10,6 +11,9 @@ import { restoreVmm } from '../steps/restore-vmm.js';
 import { messageOf } from '../errors.js';
 import { isActive, transition } from '../vm-state.js';
 import type { Fleet } from '../supervision/fleet.js';
+
+/** How long an adopted VM's agent gets to answer a thaw. */
+const THAW_TIMEOUT_MS = 3000;
 
 export interface ReconcileReport {
   adopted: string[];
@@ -89,6 +93,7 @@ export class Reconciler {
     // A VM running from its own saved state halts through restore-vmm, which removes it.
     const done = restore ? ADOPT.done.map((s) => (s.name === 'launch-vmm' ? restoreVmm : s)) : ADOPT.done;
     await this.fleet.supervisor.adopt(ctx, done, ADOPT.redo, cancel);
+    if (vm.state === 'running') await this.goOn(vm, proc);
     if (vm.state === 'stopping') {
       void this.fleet.locks
         .run(vm.id, async () => {
@@ -97,6 +102,25 @@ export class Reconciler {
           if (ended) this.fleet.records.save(transition(now, 'stopped', this.o.clock.now(), this.fleet.supervisor.stoppedFacts(ended.exitCode, null)));
         })
         .catch((e: unknown) => this.o.log(`stopping adopted VM ${vm.name}: ${String(e)}`));
+    }
+  }
+
+  /**
+   * A running VM runs on: a save (template, snapshot) that the crash interrupted left it
+   * paused with its app frozen, so it is resumed and the agent thaws the app (both are
+   * no-ops for a VM that was simply running).
+   */
+  private async goOn(vm: VmRecord, proc: VmmProcess): Promise<void> {
+    try {
+      await proc.resume();
+      const agent = new GuestAgent(await proc.openAgent());
+      try {
+        await agent.thaw(THAW_TIMEOUT_MS);
+      } finally {
+        agent.close();
+      }
+    } catch (e) {
+      this.o.log(`adopted VM ${vm.name}: could not make sure it runs on (resume, thaw): ${messageOf(e)}`);
     }
   }
 
