@@ -57,7 +57,7 @@ export async function startBenchDaemon(extraArgs: string[] = []): Promise<BenchD
   const bridge = `ubb${tag}`;
   const net = ['--netns', netns, '--bridge', bridge, '--subnet', '172.27.0.0/22', '--link-net', '172.26.255.252/30'];
   const env = { ...process.env, UIGNITER_HOME: home, UIGNITER_CACHE: CACHE };
-  const child = spawn(process.execPath, [CLI, 'daemon', '--port', String(port), ...net, ...extraArgs], {
+  const child = spawn(process.execPath, [CLI, 'daemon', '--port', String(port), '--ui-port', '0', ...net, ...extraArgs], {
     env: { ...env, UIGNITER_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything uigniter needs on a Debian 12 host, idempotent: Debian packages (QEMU, busybox,
-# squashfs-tools, e2fsprogs, iproute2, nftables, the kernel source and its build tools),
-# npm dependencies, the TypeScript build, and the guest kernel (about 5-15 minutes the
+# squashfs-tools, e2fsprogs, iproute2, nftables, the kernel source and its build tools,
+# chromium for the dashboard's browser tests), npm dependencies, the TypeScript build and
+# the dashboard's bundle, and the guest kernel (about 5-15 minutes the
 # first time on 2 cores; cached after, keyed by source version and config fragment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PACKAGES=(qemu-system-x86 busybox-static squashfs-tools e2fsprogs iproute2 nftables util-linux cpio
-  linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev xz-utils kmod curl wrk)
+  linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev xz-utils kmod curl wrk chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -39,8 +40,8 @@ else
   say "npm dependencies: up to date"
 fi
 
-say "building (tsc -b)"
-npx tsc -b
+say "building (tsc -b, and the dashboard with esbuild)"
+npm run -s build
 
 say "guest kernel (cached after the first build)"
 node dist/src/cli/main.js kernel build

@@ -53,6 +53,10 @@ export interface TestDaemon {
   home: string;
   url: string;
   port: number;
+  /** The dashboard's port (the same page and API), kept across restarts. */
+  uiPort: number;
+  /** http://127.0.0.1:<uiPort>/ui/ */
+  uiUrl: string;
   netns: string;
   bridge: string;
   subnet: string;
@@ -78,11 +82,12 @@ export async function startTestDaemon(opts: { env?: NodeJS.ProcessEnv; args?: st
   counter++;
   const home = opts.home ?? (await tempHome('uigniter-daemon-'));
   const port = await freePort();
+  const uiPort = await freePort();
   const netns = `uigt-${process.pid}-${counter}`;
   const bridge = `ub${(process.pid % 10000)}${counter}`;
   const subnet = `172.29.${n}.0/${opts.prefix ?? 24}`;
   const linkNet = `172.28.${250 + Math.floor(n / 64)}.${(n % 64) * 4}/30`;
-  const args = ['daemon', '--port', String(port), '--netns', netns, '--bridge', bridge, '--subnet', subnet, '--link-net', linkNet, ...(opts.args ?? [])];
+  const args = ['daemon', '--port', String(port), '--ui-port', String(uiPort), '--netns', netns, '--bridge', bridge, '--subnet', subnet, '--link-net', linkNet, ...(opts.args ?? [])];
   let child!: ChildProcess;
   let output = '';
   const start = async (extraEnv: NodeJS.ProcessEnv = {}): Promise<void> => {
@@ -103,6 +108,8 @@ export async function startTestDaemon(opts: { env?: NodeJS.ProcessEnv; args?: st
     home,
     url: `http://127.0.0.1:${port}`,
     port,
+    uiPort,
+    uiUrl: `http://127.0.0.1:${uiPort}/ui/`,
     netns,
     bridge,
     subnet,

@@ -113,3 +113,41 @@ export async function makeShellApp(script: string, extra: Record<string, unknown
   await writeFile(join(dir, 'uigniter.json'), JSON.stringify({ entry: 'busybox', args: ['sh', '-c', script], ...extra }));
   return dir;
 }
+
+/** One message of a server-sent event stream. */
+export interface StreamEvent {
+  event: string;
+  data: unknown;
+}
+
+/**
+ * Reads a server-sent event stream (the daemon's GET /events) until `until` returns a
+ * value for one of its messages, and returns that value; fails after `timeoutMs`.
+ */
+export async function awaitEvent<T>(url: string, until: (e: StreamEvent) => T | null | undefined, timeoutMs = 30_000, headers: Record<string, string> = {}): Promise<T> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error(`no matching event from ${url} within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    const res = await fetch(url, { headers, signal: abort.signal });
+    if (!res.ok || !res.body) throw new Error(`${url}: HTTP ${res.status}`);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event === undefined || data === undefined) continue;
+        const found = until({ event, data: JSON.parse(data) as unknown });
+        if (found !== null && found !== undefined) return found;
+      }
+    }
+    throw new Error(`${url}: the stream ended before a matching event`);
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+}

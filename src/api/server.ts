@@ -7,7 +7,11 @@ import type { VmState } from '../core/models.js';
 import type { Core } from '../core/core.js';
 import type { VolumeService } from '../core/volume-service.js';
 import { installErrorHandler } from './error-handler.js';
+import { LiveFeed } from './live/live-feed.js';
+import { VmHistory } from './live/vm-history.js';
 import { ApiMetrics } from './metrics.js';
+import { dashboardRoutes, isDashboardAsset } from './routes/dashboard.js';
+import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
 import { poolRoutes } from './routes/pools.js';
 import { serviceRoutes } from './routes/services.js';
@@ -25,10 +29,14 @@ export interface ApiOptions {
   token: string | null;
   logger: FastifyBaseLogger | false;
   bodyLimit?: number;
+  /** The built dashboard (dist/ui), served at /ui/. */
+  uiRoot: string;
+  /** The dashboard's URL once its listener is up (null: no dashboard port). */
+  uiUrl: () => string | null;
 }
 
 /** The daemon's HTTP API: Fastify, one plugin per resource, schemas as the contract. */
-export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; metrics: ApiMetrics }> {
+export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; metrics: ApiMetrics; feed: LiveFeed }> {
   const common = {
     bodyLimit: o.bodyLimit ?? 64 * 1024,
     // Reject unknown fields and wrong types rather than fixing them up silently.
@@ -81,7 +89,7 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
   if (o.token) {
     const expected = `Bearer ${o.token}`;
     app.addHook('onRequest', async (req, reply) => {
-      if (req.url === '/healthz') return;
+      if (req.url === '/healthz' || isDashboardAsset(req.url)) return;
       if (req.headers.authorization !== expected) {
         return reply.status(401).send({ error: { code: 'unauthorized', message: 'a valid bearer token is required' } });
       }
@@ -107,12 +115,17 @@ export async function createApi(o: ApiOptions): Promise<{ app: FastifyInstance; 
       tags: [{ name: 'vm' }, { name: 'snapshots' }, { name: 'pools' }, { name: 'services' }, { name: 'images' }, { name: 'volumes' }, { name: 'system' }],
     },
   });
+  const history = new VmHistory(o.core.records);
+  const feed = new LiveFeed(o.core, o.images, o.volumes);
+  app.addHook('onClose', async () => feed.close());
   await app.register(vmRoutes, { core: o.core, images: o.images });
+  await app.register(eventRoutes, { feed, history, records: o.core.records });
+  await app.register(dashboardRoutes, { root: o.uiRoot });
   await app.register(snapshotRoutes, { snapshots: o.core.snapshots });
   await app.register(poolRoutes, { pools: o.core.pools });
   await app.register(serviceRoutes, { services: o.core.services });
   await app.register(imageRoutes, { images: o.images });
   await app.register(volumeRoutes, { volumes: o.volumes });
-  await app.register(systemRoutes, { metrics, info: { version: o.version, vmCount: () => o.core.records.list().length } });
-  return { app, metrics };
+  await app.register(systemRoutes, { metrics, info: { version: o.version, vmCount: () => o.core.records.list().length, uiUrl: o.uiUrl, auth: o.token !== null } });
+  return { app, metrics, feed };
 }

@@ -70,7 +70,7 @@ export class UigniterClient {
     return (type.includes('json') ? JSON.parse(text) : text) as T;
   }
 
-  health(): Promise<{ status: 'ok'; version: string; vms: number }> {
+  health(): Promise<{ status: 'ok'; version: string; vms: number; ui: string | null; auth: boolean }> {
     return this.call('GET', '/healthz');
   }
 

@@ -10,6 +10,11 @@ export interface DaemonConfig {
   port: number;
   /** Also listen on this unix socket. */
   socket: string | null;
+  /**
+   * The dashboard's port on the same host, serving the page and the whole API (browsers and
+   * fetch() refuse the API's own port 6666); 0: any free port; null: none.
+   */
+  uiPort: number | null;
   token: string | null;
   network: VmNetworkOptions;
   limits: ManagerLimits;
@@ -27,6 +32,7 @@ export interface DaemonConfig {
 }
 
 export const DEFAULT_PORT = 6666;
+export const DEFAULT_UI_PORT = 6680;
 
 export function defaultLimits(): ManagerLimits {
   return {
@@ -42,6 +48,7 @@ export function defaultConfig(home: string): DaemonConfig {
     host: '127.0.0.1',
     port: DEFAULT_PORT,
     socket: null,
+    uiPort: DEFAULT_UI_PORT,
     token: process.env.UIGNITER_TOKEN ?? null,
     network: { ...DEFAULT_NETWORK },
     limits: defaultLimits(),
@@ -62,6 +69,8 @@ export function checkConfig(c: DaemonConfig): void {
     throw invalid('host', `listening on ${c.host} needs a bearer token: pass --token or set UIGNITER_TOKEN`);
   }
   if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) throw invalid('port', `port ${c.port} is not a port`);
+  if (c.uiPort !== null && (!Number.isInteger(c.uiPort) || c.uiPort < 0 || c.uiPort > 65535)) throw invalid('uiPort', `ui port ${c.uiPort} is not a port`);
+  if (c.uiPort !== null && c.uiPort !== 0 && c.uiPort === c.port) throw invalid('uiPort', `the ui port must differ from the API port (${c.port})`);
   for (const [k, v] of Object.entries(c.limits)) {
     if (!Number.isInteger(v) || v < 1) throw invalid(k, `${k} must be a positive integer`);
   }

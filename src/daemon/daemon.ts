@@ -1,4 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
@@ -15,7 +16,7 @@ import { DriverRegistry } from './driver-registry.js';
 import { ImageStore } from '../images/image-store.js';
 import { HostNetwork } from '../network/host-network.js';
 import { SqliteStore } from '../state/sqlite-store.js';
-import { packageVersion } from '../util/package-root.js';
+import { packageRoot, packageVersion } from '../util/package-root.js';
 import { Paths } from '../util/paths.js';
 import { processAlive as alive } from '../util/process.js';
 import { Ext4Volumes } from '../volumes/ext4-volumes.js';
@@ -28,6 +29,8 @@ export interface Daemon {
   store: SqliteStore;
   /** Where it listens, e.g. http://127.0.0.1:6666. */
   url: string;
+  /** The dashboard, e.g. http://127.0.0.1:6680/ui/ (null: no --ui-port). */
+  uiUrl: string | null;
   close(opts?: { stopVms?: boolean }): Promise<void>;
 }
 
@@ -90,7 +93,10 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
     log.info(report, 'reconciled state with running VMs');
     core.pools.start();
     await core.services.start();
+    let uiUrl: string | null = null;
     const { app } = await createApi({
+      uiRoot: join(packageRoot(), 'dist', 'ui'),
+      uiUrl: () => uiUrl,
       core,
       images: new ImageService(images, store, paths.vms, core.snapshots),
       volumes: new VolumeService(store, disks),
@@ -101,18 +107,25 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
     await app.listen({ host: cfg.host, port: cfg.port });
     const addr = app.server.address();
     const url = typeof addr === 'object' && addr ? `http://${cfg.host}:${addr.port}` : `http://${cfg.host}:${cfg.port}`;
+    if (cfg.uiPort !== null) {
+      // The dashboard's listener: the same router (page and API), on a port browsers accept.
+      const server = await listenAlso(app, { host: cfg.host, port: cfg.uiPort }).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === 'EADDRINUSE' ? new UigniterError('conflict', `the dashboard port ${cfg.host}:${cfg.uiPort} is in use: pass --ui-port <port> (0: any free port) or --no-ui`) : e;
+      });
+      const a = server.address();
+      uiUrl = `http://${cfg.host}:${typeof a === 'object' && a ? a.port : cfg.uiPort}/ui/`;
+      cleanups.push(() => closeServer(server));
+    }
     if (cfg.socket) {
-      // A second listener on the unix socket, handing requests to the same Fastify router.
+      // A listener on the unix socket, handing requests to the same Fastify router.
       await rm(cfg.socket, { force: true });
-      const { createServer } = await import('node:http');
-      const server = createServer((req, res) => app.routing(req, res));
-      await new Promise<void>((resolve, reject) => server.listen(cfg.socket!, () => resolve()).once('error', reject));
+      const server = await listenAlso(app, cfg.socket);
       cleanups.push(async () => {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await closeServer(server);
         await rm(cfg.socket!, { force: true });
       });
     }
-    log.info({ url, socket: cfg.socket, netns: network.netns, subnet: cfg.network.subnet }, 'uigniter daemon listening');
+    log.info({ url, ui: uiUrl, socket: cfg.socket, netns: network.netns, subnet: cfg.network.subnet }, 'uigniter daemon listening');
     let closed = false;
     return {
       app,
@@ -120,6 +133,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
       network,
       store,
       url,
+      uiUrl,
       async close(opts = {}) {
         if (closed) return;
         closed = true;
@@ -146,6 +160,26 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
     await rm(pidFile, { force: true });
     throw e;
   }
+}
+
+/** Another listener (a TCP port or a unix socket) handing every request to the app's router. */
+async function listenAlso(app: FastifyInstance, where: string | { host: string; port: number }): Promise<Server> {
+  const server = createServer((req, res) => app.routing(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (typeof where === 'string') server.listen(where, () => resolve());
+    else server.listen(where.port, where.host, () => resolve());
+  });
+  return server;
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.closeIdleConnections();
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    // A connection still busy after the app closed (a client reading slowly) is not waited for.
+    setTimeout(() => server.closeAllConnections(), 2000).unref();
+  });
 }
 
 /**

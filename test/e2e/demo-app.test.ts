@@ -5,7 +5,7 @@ import { bootDemo, buildDemoImages, processBatch } from '../../src/demo/demo-app
 import { MasterClient, type TaskInfo } from '../../src/demo/master-client.js';
 import { comparePixels } from '../../src/demo/pipeline-check.js';
 import { startTestDaemon, type TestDaemon } from '../daemon-harness.js';
-import { freePort, qemuProcesses, ROOT, waitFor } from '../helpers.js';
+import { awaitEvent, freePort, qemuProcesses, ROOT, waitFor } from '../helpers.js';
 import { join } from 'node:path';
 
 const LEASE_SEC = 6;
@@ -35,6 +35,15 @@ describe('demo application as microVMs', () => {
     assert.deepEqual(r.mismatches, []);
     assert.equal(Object.values(r.perWorker).reduce((a, b) => a + b, 0), 10);
     assert.ok(Object.keys(r.perWorker).every((w) => /^worker-[12]$/.test(w)), JSON.stringify(r.perWorker));
+  });
+
+  it("the dashboard's live feed carries the pipeline's counts, as the db answers them", async () => {
+    const db = await master.stats();
+    assert.ok(db.done >= 10, `positive control: the batch is done (${JSON.stringify(db)})`);
+    const seen = await awaitEvent(`${d.url}/events`, (e) => (e.event === 'pipeline' ? (e.data as { vm: string; stats: { done: number; total: number } }) : null), 15_000);
+    assert.equal(seen.vm, 'db');
+    assert.equal(seen.stats.done, db.done);
+    assert.equal(seen.stats.total, db.total);
   });
 
   it('bad input to the master VM: a clear 4xx, nothing stored', async () => {

@@ -155,7 +155,7 @@ describe('egress: guests reach beyond the host only with --egress, never the hos
   const table = (): string => egressTableName(d.netns);
   const hostVethIp = (): string => d.linkNet.replace(/\.(\d+)\/30$/, (_, n: string) => `.${Number(n) + 1}`);
   const serverUrl = `http://${OUT.serverIp}/`;
-  const daemonArgs = (): string[] => ['daemon', '--port', String(d.port), '--netns', d.netns, '--bridge', d.bridge, '--subnet', d.subnet, '--link-net', d.linkNet, '--allow-host-port', String(allowedPort)];
+  const daemonArgs = (): string[] => ['daemon', '--port', String(d.port), '--no-ui', '--netns', d.netns, '--bridge', d.bridge, '--subnet', d.subnet, '--link-net', d.linkNet, '--allow-host-port', String(allowedPort)];
 
   const fetchOut = (): Promise<Fetched> => guestGet<Fetched>(vm.ip!, `/fetch?url=${encodeURIComponent(serverUrl)}`);
   const connect = (host: string, port: number): Promise<Probe> => guestGet<Probe>(vm.ip!, `/connect?host=${host}&port=${port}`);

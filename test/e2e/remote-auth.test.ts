@@ -36,7 +36,7 @@ describe('a daemon on a non-loopback address', () => {
   let port: number;
   let daemon: ChildProcess | null = null;
   let output = '';
-  const daemonArgs = (): string[] => ['daemon', '--host', daemonAddr, '--port', String(port), '--netns', netns, '--bridge', bridge, '--subnet', subnet, '--link-net', linkNet];
+  const daemonArgs = (): string[] => ['daemon', '--host', daemonAddr, '--port', String(port), '--no-ui', '--netns', netns, '--bridge', bridge, '--subnet', subnet, '--link-net', linkNet];
 
   /** GET from inside the client namespace (a process of its own, as a remote client is). */
   const remoteGet = async (path: string, auth?: string): Promise<Reply> => {

@@ -414,7 +414,7 @@ describe('API fuzz (fast-check, from /openapi.json)', () => {
         ...(b.body !== undefined ? { body: b.body } : {}),
         ...(b.repeatTo ? { repeatTo: b.repeatTo } : {}),
         ...(b.chunked ? { chunked: true } : {}),
-        streaming: /[?&]follow=(1|true)/.test(q.q),
+        streaming: /[?&]follow=(1|true)/.test(q.q) || (op.path === '/events' && m === 'GET'),
         intent: 'any',
         label: `bulk ${op.method} ${op.path}`,
       }));

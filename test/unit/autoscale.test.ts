@@ -391,6 +391,20 @@ describe('scale series', () => {
     assert.equal(counted.since(-Infinity)[0]?.t, 900);
   });
 
+  it('two points in one millisecond both reach a reader whose cursor is the last t it saw', () => {
+    const s = new ScaleSeries();
+    s.add({ t: 1000, metric: 0, desired: 0, ready: 0, running: 0 });
+    const cursor = s.latest()!.t;
+    // A wake at the gateway and the tick it pokes, in the same millisecond.
+    s.add(scalePoint(2000, 0, { ready: 0, running: 0 }, { from: 0, desired: 1, reason: 'woken' }));
+    s.add({ t: 2000, metric: 0, desired: 1, ready: 0, running: 0 });
+    const seen = s.since(cursor);
+    assert.equal(seen.length, 2);
+    assert.deepEqual(seen.map((p) => p.t), [2000, 2001]);
+    assert.equal(seen[0]!.decision?.reason, 'woken', 'the decision is not overwritten by the tick');
+    assert.deepEqual(s.since(2000).map((p) => p.t), [2001]);
+  });
+
   it('a point carries the decision only when the count changed', () => {
     const changed = scalePoint(2000, 37, { ready: 0, running: 1 }, { from: 0, desired: 4, reason: 'from zero: 37 in flight -> 4' });
     assert.deepEqual(changed.decision, { from: 0, to: 4, reason: 'from zero: 37 in flight -> 4' });

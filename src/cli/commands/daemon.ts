@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { defaultConfig, DEFAULT_PORT, type DaemonConfig } from '../../daemon/daemon-config.js';
+import { defaultConfig, DEFAULT_PORT, DEFAULT_UI_PORT, type DaemonConfig } from '../../daemon/daemon-config.js';
 import { resolveHome } from '../../util/paths.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -11,6 +11,8 @@ export function registerDaemon(program: Command): void {
     .description('run uigniterd: the REST API, VM lifecycle and the VM network (needs root)')
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port', int, DEFAULT_PORT)
+    .option('--ui-port <port>', 'port of the dashboard, which serves the whole API too (browsers refuse 6666); 0: any free port', int, DEFAULT_UI_PORT)
+    .option('--no-ui', 'serve no dashboard port')
     .option('--socket <path>', 'also listen on a unix socket')
     .option('--token <token>', 'bearer token clients must send (required off loopback; or UIGNITER_TOKEN)')
     .option('--netns <name>', 'network namespace of the VM network', 'uigniter')
@@ -33,6 +35,7 @@ export function registerDaemon(program: Command): void {
       cfg.host = o.host as string;
       cfg.port = o.port as number;
       cfg.socket = (o.socket as string | undefined) ?? null;
+      cfg.uiPort = o.ui === false ? null : (o.uiPort as number);
       cfg.token = (o.token as string | undefined) ?? cfg.token;
       cfg.network = {
         ...cfg.network,
@@ -58,6 +61,7 @@ export function registerDaemon(program: Command): void {
       }
       const { startDaemon, faultsFromEnv } = await import('../../daemon/daemon.js');
       const daemon = await startDaemon(cfg, { faults: faultsFromEnv(process.env) });
+      process.stderr.write(`uigniter: API on ${daemon.url}${daemon.uiUrl ? `, dashboard on ${daemon.uiUrl}` : ''}\n`);
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;

@@ -12,11 +12,17 @@ import { table } from '../output.js';
 
 const int = (v: string): number => Number(v);
 
+/** Asks the daemon how it is; says where its dashboard is. */
+async function announce(client: UigniterClient, log: (l: string) => void): Promise<void> {
+  const h = await client.health();
+  if (h.ui) log(`dashboard: ${h.ui}`);
+}
+
 /** Starts `uigniter daemon` in the background when none answers; returns its pid or null. */
 async function ensureDaemon(client: UigniterClient, home: string, log: (l: string) => void): Promise<number | null> {
   const { ApiError, DEFAULT_HOST } = await import('../../client/client.js');
   try {
-    await client.health();
+    await announce(client, log);
     return null;
   } catch (e) {
     if (!(e instanceof ApiError) || e.code !== 'unavailable') throw e;
@@ -35,7 +41,7 @@ async function ensureDaemon(client: UigniterClient, home: string, log: (l: strin
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`the daemon exited at start; see ${logFile}`);
     try {
-      await client.health();
+      await announce(client, log);
       return child.pid ?? null;
     } catch {
       await sleep(100);

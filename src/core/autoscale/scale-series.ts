@@ -44,7 +44,14 @@ export class ScaleSeries {
     return this.points.size;
   }
 
+  /**
+   * Appends a point. Times are kept unique and increasing (a point in the same millisecond
+   * as the newest, or before it, is placed 1 ms after it), so a reader's cursor on `t`
+   * (`since`) misses nothing: a wake and the tick it pokes often share a millisecond.
+   */
   add(point: ScalePoint): void {
+    const newest = this.points.newest();
+    if (newest && point.t <= newest.t) point = { ...point, t: newest.t + 1 };
     this.points.push(point);
     const horizon = point.t - this.maxAgeMs;
     while (this.points.size > 0 && (this.points.oldest() as ScalePoint).t < horizon) this.points.shift();

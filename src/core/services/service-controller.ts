@@ -115,8 +115,12 @@ export class ServiceController {
     if (!rec) throw new Error(`no service named '${this.name}'`);
     if (this.scaler) this.scaler.lastDemandAt = this.now();
     if (rec.desired < 1) {
-      this.setDesired(rec, Math.max(1, rec.spec.replicas.min), 'woken by a request at the gateway');
+      const to = Math.max(1, rec.spec.replicas.min);
+      const reason = 'woken by a request at the gateway';
+      this.setDesired(rec, to, reason);
       this.event('woke', 'a request arrived with no replica ready: starting one', {});
+      // A scale decision as much as the autoscaler's: it goes into the series its chart draws.
+      this.series.add(scalePoint(this.now(), this.series.latest()?.metric ?? null, this.counts(), { from: rec.desired, desired: to, reason }));
     }
     this.poke();
   }

@@ -6,6 +6,8 @@ import type { StateStore } from '../ports.js';
 export interface VmEvents {
   transition: [vm: VmRecord, from: VmState | null];
   booted: [vm: VmRecord, ms: number];
+  /** Any saved change (a new state or another field: an address, a name, a pid). */
+  updated: [vm: VmRecord, from: VmState | null];
   removed: [vm: VmRecord];
 }
 
@@ -43,6 +45,7 @@ export class VmRecords extends EventEmitter<VmEvents> {
     this.store.insertVm(vm);
     this.changes++;
     this.emit('transition', vm, null);
+    this.emit('updated', vm, null);
   }
 
   save(vm: VmRecord): void {
@@ -50,6 +53,7 @@ export class VmRecords extends EventEmitter<VmEvents> {
     this.store.updateVm(vm);
     this.changes++;
     if (before && before.state !== vm.state) this.emit('transition', vm, before.state);
+    this.emit('updated', vm, before?.state ?? null);
   }
 
   delete(vm: VmRecord): void {

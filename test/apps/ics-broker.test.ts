@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MqttClient } from 'mqtt';
+import type { ServiceProcess } from '@uigniter-demo/native';
+import { connectMqtt, endMqtt, whenConnected } from '@uigniter-demo/ics-common/mqtt-connection';
+import { freePort } from '@uigniter-demo/ics-native/free-port';
+import { icsService } from '@uigniter-demo/ics-native/ics-service';
+import { tempDir, type Teardown } from './helpers.js';
+
+async function startBroker(t: Teardown, persistence: 'sqlite' | 'memory'): Promise<{ broker: ServiceProcess; address: string }> {
+  const dataDir = await tempDir(t, 'ics-broker-');
+  const mqttPort = await freePort();
+  const broker = icsService('broker', 'ics-broker', await freePort(), { MQTT_PORT: String(mqttPort), DATA_DIR: dataDir, BROKER_PERSISTENCE: persistence });
+  broker.start();
+  t.after(() => broker.stop());
+  await broker.waitHealthy();
+  return { broker, address: `127.0.0.1:${mqttPort}` };
+}
+
+async function subscriber(address: string, clientId: string, received: string[]): Promise<MqttClient> {
+  const client = connectMqtt({ broker: address, clientId, clean: false, label: clientId, quiet: true });
+  client.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
+  await whenConnected(client);
+  await client.subscribeAsync('plant/commands/+', { qos: 1 });
+  return client;
+}
+
+async function publishAcked(address: string, topic: string, payload: string, retain = false): Promise<void> {
+  const client = connectMqtt({ broker: address, clientId: `pub-${Math.random().toString(36).slice(2)}`, clean: true, quiet: true });
+  await whenConnected(client);
+  await client.publishAsync(topic, payload, { qos: 1, retain });
+  await endMqtt(client);
+}
+
+async function settle(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A subscriber with a persistent session is offline; a QoS 1 command is
+ * acknowledged by the broker; the broker is killed (SIGKILL) and started
+ * again; the subscriber reconnects. With the file-backed persistence it
+ * gets the command; with aedes' in-memory persistence (the control) it
+ * does not, which shows the test can see the loss.
+ */
+async function commandAfterBrokerKill(t: Teardown, persistence: 'sqlite' | 'memory'): Promise<{ received: string[]; retained: string[] }> {
+  const { broker, address } = await startBroker(t, persistence);
+  const received: string[] = [];
+  const first = await subscriber(address, 'gateway-under-test', received);
+  await endMqtt(first);
+  await publishAcked(address, 'plant/commands/inflow1', 'queued-while-offline');
+  await publishAcked(address, 'control/active', 'retained-announcement', true);
+  await broker.kill('SIGKILL');
+  broker.start();
+  await broker.waitHealthy();
+  const again = connectMqtt({ broker: address, clientId: 'gateway-under-test', clean: false, quiet: true });
+  again.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
+  t.after(() => endMqtt(again, true));
+  await whenConnected(again);
+  const retained: string[] = [];
+  const reader = connectMqtt({ broker: address, clientId: 'retained-reader', clean: true, quiet: true });
+  reader.on('message', (topic, payload) => retained.push(`${topic} ${payload.toString()}`));
+  t.after(() => endMqtt(reader, true));
+  await whenConnected(reader);
+  await reader.subscribeAsync('control/active', { qos: 1 });
+  await settle(1000);
+  return { received, retained };
+}
+
+describe('ics broker', () => {
+  it('keeps QoS 1 commands for an offline persistent session, and retained messages, across a SIGKILL restart', async (t) => {
+    const { received, retained } = await commandAfterBrokerKill(t, 'sqlite');
+    assert.deepEqual(received, ['plant/commands/inflow1 queued-while-offline']);
+    assert.deepEqual(retained, ['control/active retained-announcement']);
+  });
+
+  it('control: with the in-memory persistence the same restart loses them', async (t) => {
+    const { received, retained } = await commandAfterBrokerKill(t, 'memory');
+    assert.deepEqual(received, []);
+    assert.deepEqual(retained, []);
+  });
+
+  it('delivers a queued command once: after it is acknowledged, a second restart does not redeliver it', async (t) => {
+    const { broker, address } = await startBroker(t, 'sqlite');
+    const received: string[] = [];
+    const client = await subscriber(address, 'once', received);
+    await publishAcked(address, 'plant/commands/heater', 'one');
+    await settle(300);
+    assert.deepEqual(received, ['plant/commands/heater one']);
+    await endMqtt(client);
+    await broker.kill('SIGKILL');
+    broker.start();
+    await broker.waitHealthy();
+    const again = await subscriber(address, 'once', received);
+    t.after(() => endMqtt(again, true));
+    await publishAcked(address, 'plant/commands/heater', 'two');
+    await settle(500);
+    assert.deepEqual(received, ['plant/commands/heater one', 'plant/commands/heater two']);
+  });
+});
