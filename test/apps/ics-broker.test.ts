@@ -32,8 +32,20 @@ async function publishAcked(address: string, topic: string, payload: string, ret
   await endMqtt(client);
 }
 
-async function settle(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Publishes a marker on `topic` and waits until `seen` holds it: whatever the broker had
+ * queued or retained for that subscription was sent before it, so what `seen` holds then
+ * is all there is (no sleep decides what counts as delivered).
+ */
+async function upTo(address: string, topic: string, seen: string[], timeoutMs = 15_000): Promise<string[]> {
+  const marker = `marker-${Math.random().toString(36).slice(2)}`;
+  await publishAcked(address, topic, marker);
+  const deadline = Date.now() + timeoutMs;
+  while (!seen.includes(`${topic} ${marker}`)) {
+    if (Date.now() > deadline) throw new Error(`the marker on ${topic} never arrived (seen: ${JSON.stringify(seen)})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return seen.filter((m) => !m.startsWith(`${topic} marker-`));
 }
 
 /**
@@ -57,14 +69,16 @@ async function commandAfterBrokerKill(t: Teardown, persistence: 'sqlite' | 'memo
   again.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
   t.after(() => endMqtt(again, true));
   await whenConnected(again);
+  // A broker that lost the session lost its subscription too: subscribe again so the
+  // marker can arrive either way (the persisted one was queued before it regardless).
+  await again.subscribeAsync('plant/commands/+', { qos: 1 });
   const retained: string[] = [];
   const reader = connectMqtt({ broker: address, clientId: 'retained-reader', clean: true, quiet: true });
   reader.on('message', (topic, payload) => retained.push(`${topic} ${payload.toString()}`));
   t.after(() => endMqtt(reader, true));
   await whenConnected(reader);
   await reader.subscribeAsync('control/active', { qos: 1 });
-  await settle(1000);
-  return { received, retained };
+  return { received: await upTo(address, 'plant/commands/inflow1', received), retained: await upTo(address, 'control/active', retained) };
 }
 
 describe('ics broker', () => {
@@ -85,8 +99,7 @@ describe('ics broker', () => {
     const received: string[] = [];
     const client = await subscriber(address, 'once', received);
     await publishAcked(address, 'plant/commands/heater', 'one');
-    await settle(300);
-    assert.deepEqual(received, ['plant/commands/heater one']);
+    assert.deepEqual(await upTo(address, 'plant/commands/heater', received), ['plant/commands/heater one']);
     await endMqtt(client);
     await broker.kill('SIGKILL');
     broker.start();
@@ -94,7 +107,6 @@ describe('ics broker', () => {
     const again = await subscriber(address, 'once', received);
     t.after(() => endMqtt(again, true));
     await publishAcked(address, 'plant/commands/heater', 'two');
-    await settle(500);
-    assert.deepEqual(received, ['plant/commands/heater one', 'plant/commands/heater two']);
+    assert.deepEqual(await upTo(address, 'plant/commands/heater', received), ['plant/commands/heater one', 'plant/commands/heater two'], "'one' is not delivered again");
   });
 });
