@@ -6,7 +6,7 @@ import { Router } from '@uigniter-demo/common/router';
 import { onShutdown } from '@uigniter-demo/common/shutdown';
 import { icsConfig } from '@uigniter-demo/ics-common/ics-config';
 import { parseAlarmRaised, parseReading, type AlarmHandled, type AlarmRaised } from '@uigniter-demo/ics-common/messages';
-import { connectMqtt, endMqtt, publishJson, RejectionLog, whenConnected } from '@uigniter-demo/ics-common/mqtt-connection';
+import { connectMqtt, endMqtt, publishJson, RejectionLog, subscribeOnConnect, whenConnected } from '@uigniter-demo/ics-common/mqtt-connection';
 import { TOPICS } from '@uigniter-demo/ics-common/topics';
 import { actionFor } from './alarm-actions.js';
 
@@ -73,12 +73,7 @@ mqtt.handleMessage = (packet, done) => {
   handle(alarm.value, 'mqtt');
   done();
 };
-mqtt.on('connect', (connack) => {
-  if (connack.sessionPresent) return;
-  mqtt.subscribe({ [TOPICS.alarmsRaised]: { qos: 1 }, [TOPICS.readings]: { qos: 0 } }, (err) => {
-    if (err) log(`subscribe failed: ${err.message}`);
-  });
-});
+subscribeOnConnect(mqtt, { [TOPICS.alarmsRaised]: { qos: 1 }, [TOPICS.readings]: { qos: 0 } });
 
 async function catchUpFromHistorian(): Promise<void> {
   if (historian === '') return;

@@ -6,12 +6,8 @@ import { isActuator, isSensorName, SETPOINT_RANGE, type Actuator, type LoopName,
  */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/** One plant sample as published by the I/O gateway on plant/readings. */
-export interface Reading {
-  /** The plant's sample sequence number (counts control periods). */
-  seq: number;
-  /** When the plant took the sample, in ms on the plant's own clock. */
-  sampleTime: number;
+/** The plant's process values: its sensors (levels in m, temperature in °C) and its actuators. */
+export interface PlantValues {
   level1: number;
   level2: number;
   temp: number;
@@ -19,6 +15,18 @@ export interface Reading {
   inflow1: number;
   inflow2: number;
   heater: number;
+}
+
+/** The process values of one plant sample, as its Modbus registers hold them. */
+export interface PlantSample extends PlantValues {
+  /** The plant's sample sequence number (counts control periods). */
+  seq: number;
+  /** When the plant took the sample, in ms on the plant's own clock. */
+  sampleTime: number;
+}
+
+/** One plant sample as published by the I/O gateway on plant/readings. */
+export interface Reading extends PlantSample {
   /** Gateway wall clock when published (ms since epoch), informative only. */
   publishedAt: number;
 }

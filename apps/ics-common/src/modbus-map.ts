@@ -1,5 +1,5 @@
 import { ACTUATORS, type Actuator } from './process-limits.js';
-import type { CommandSource } from './messages.js';
+import type { CommandSource, PlantSample } from './messages.js';
 
 /**
  * The plant's Modbus holding registers (unit id 1). Sensors are read as one
@@ -15,16 +15,7 @@ export const READINGS_LENGTH = 10;
 export const COMMANDS_START = 100;
 export const COMMAND_BLOCK = 5;
 
-export interface RegisterReading {
-  seq: number;
-  sampleTime: number;
-  level1: number;
-  level2: number;
-  temp: number;
-  inflow1: number;
-  inflow2: number;
-  heater: number;
-}
+export type RegisterReading = PlantSample;
 
 const SOURCE_CODES: CommandSource[] = ['controller', 'alarm', 'operator'];
 

@@ -1,4 +1,4 @@
-import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import { connect, type IClientOptions, type ISubscriptionMap, type MqttClient } from 'mqtt';
 import { log } from '@uigniter-demo/common/log';
 
 export interface MqttConnectOptions {
@@ -72,6 +72,20 @@ export function whenConnected(client: MqttClient, timeoutMs = 30_000): Promise<v
 export function publishJson(client: MqttClient, topic: string, message: unknown, qos: 0 | 1, retain = false): Promise<void> {
   return new Promise((resolve, reject) => {
     client.publish(topic, JSON.stringify(message), { qos, retain }, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/**
+ * Subscribes on every connect that did not resume a session: with a
+ * persistent session (clean: false) the broker still holds our
+ * subscriptions, so only a new session needs them.
+ */
+export function subscribeOnConnect(client: MqttClient, subscriptions: ISubscriptionMap): void {
+  client.on('connect', (connack) => {
+    if (connack.sessionPresent) return;
+    client.subscribe(subscriptions, (err) => {
+      if (err) log(`subscribe failed: ${err.message}`);
+    });
   });
 }
 

@@ -7,7 +7,7 @@ import { Router } from '@uigniter-demo/common/router';
 import { onShutdown } from '@uigniter-demo/common/shutdown';
 import { icsConfig } from '@uigniter-demo/ics-common/ics-config';
 import { parseHeartbeat, parseReading, parseSetpoint } from '@uigniter-demo/ics-common/messages';
-import { connectMqtt, endMqtt, publishJson, RejectionLog } from '@uigniter-demo/ics-common/mqtt-connection';
+import { connectMqtt, endMqtt, publishJson, RejectionLog, subscribeOnConnect } from '@uigniter-demo/ics-common/mqtt-connection';
 import { LOOP_ACTUATOR } from '@uigniter-demo/ics-common/process-limits';
 import { loopOfSetpointTopic, TOPICS } from '@uigniter-demo/ics-common/topics';
 import { ActiveStandby } from './active-standby.js';
@@ -33,20 +33,12 @@ const role = new ActiveStandby(id, priority, heartbeatMs, takeoverMs, {
   },
 });
 
-mqtt.on('connect', (connack) => {
-  role.onConnected();
-  if (connack.sessionPresent) return;
-  mqtt.subscribe(
-    {
-      [TOPICS.readings]: { qos: 0 },
-      [TOPICS.setpointsWildcard]: { qos: 1 },
-      [TOPICS.heartbeat]: { qos: 0 },
-      [TOPICS.active]: { qos: 1 },
-    },
-    (err) => {
-      if (err) log(`subscribe failed: ${err.message}`);
-    },
-  );
+mqtt.on('connect', () => role.onConnected());
+subscribeOnConnect(mqtt, {
+  [TOPICS.readings]: { qos: 0 },
+  [TOPICS.setpointsWildcard]: { qos: 1 },
+  [TOPICS.heartbeat]: { qos: 0 },
+  [TOPICS.active]: { qos: 1 },
 });
 mqtt.on('close', () => role.onDisconnected());
 

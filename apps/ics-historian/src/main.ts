@@ -5,7 +5,7 @@ import { describeError, log } from '@uigniter-demo/common/log';
 import { onShutdown } from '@uigniter-demo/common/shutdown';
 import { icsConfig } from '@uigniter-demo/ics-common/ics-config';
 import { parseAlarmHandled, parseAlarmRaised, parseCommand, parseReading } from '@uigniter-demo/ics-common/messages';
-import { connectMqtt, endMqtt, RejectionLog } from '@uigniter-demo/ics-common/mqtt-connection';
+import { connectMqtt, endMqtt, RejectionLog, subscribeOnConnect } from '@uigniter-demo/ics-common/mqtt-connection';
 import { actuatorOfCommandTopic, TOPICS } from '@uigniter-demo/ics-common/topics';
 import { HistoryStore } from './history-store.js';
 import { historianRouter } from './routes.js';
@@ -58,19 +58,11 @@ mqtt.handleMessage = (packet, done) => {
   }
   done();
 };
-mqtt.on('connect', (connack) => {
-  if (connack.sessionPresent) return;
-  mqtt.subscribe(
-    {
-      [TOPICS.readings]: { qos: 0 },
-      [TOPICS.commandsWildcard]: { qos: 0 },
-      [TOPICS.alarmsRaised]: { qos: 1 },
-      [TOPICS.alarmsHandled]: { qos: 1 },
-    },
-    (err) => {
-      if (err) log(`subscribe failed: ${err.message}`);
-    },
-  );
+subscribeOnConnect(mqtt, {
+  [TOPICS.readings]: { qos: 0 },
+  [TOPICS.commandsWildcard]: { qos: 0 },
+  [TOPICS.alarmsRaised]: { qos: 1 },
+  [TOPICS.alarmsHandled]: { qos: 1 },
 });
 
 const flushTimer = setInterval(() => store.flush(), 500);

@@ -5,7 +5,7 @@ import { describeError, log } from '@uigniter-demo/common/log';
 import { Router } from '@uigniter-demo/common/router';
 import { onShutdown } from '@uigniter-demo/common/shutdown';
 import { icsConfig } from '@uigniter-demo/ics-common/ics-config';
-import { connectMqtt, endMqtt } from '@uigniter-demo/ics-common/mqtt-connection';
+import { connectMqtt, endMqtt, subscribeOnConnect } from '@uigniter-demo/ics-common/mqtt-connection';
 import { TOPICS } from '@uigniter-demo/ics-common/topics';
 import { Gateway } from './gateway.js';
 import { ModbusLink } from './modbus-link.js';
@@ -30,12 +30,7 @@ mqtt.handleMessage = (packet, done) => {
     },
   );
 };
-mqtt.on('connect', (connack) => {
-  if (connack.sessionPresent) return;
-  mqtt.subscribe({ [TOPICS.commandsWildcard]: { qos: 1 }, [TOPICS.active]: { qos: 1 } }, (err) => {
-    if (err) log(`subscribe failed: ${err.message}`);
-  });
-});
+subscribeOnConnect(mqtt, { [TOPICS.commandsWildcard]: { qos: 1 }, [TOPICS.active]: { qos: 1 } });
 
 const pollTimer = setInterval(() => void gateway.poll(), config.controlPeriodMs);
 

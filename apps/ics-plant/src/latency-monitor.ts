@@ -1,4 +1,5 @@
 import { percentile } from '@uigniter-demo/ics-common/percentile';
+import type { LatencySummary } from '@uigniter-demo/ics-common/plant-api';
 import type { Actuator } from '@uigniter-demo/ics-common/process-limits';
 
 export interface LatencySample {
@@ -67,18 +68,7 @@ export class LatencyMonitor {
     }
   }
 
-  report(since: number): {
-    deadlineMs: number;
-    count: number;
-    p50: number;
-    p99: number;
-    max: number;
-    deadlineMisses: number;
-    late: number;
-    noCommand: number;
-    misses: DeadlineMiss[];
-    samples: LatencySample[];
-  } {
+  report(since: number): LatencySummary & { misses: DeadlineMiss[]; samples: LatencySample[] } {
     const samples = this.samples.filter((s) => s.t > since);
     const latencies = samples.map((s) => s.latencyMs);
     const misses = this.misses.filter((m) => m.t > since);

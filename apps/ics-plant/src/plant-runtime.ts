@@ -1,10 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { log } from '@uigniter-demo/common/log';
 import { encodeReadings, type RegisterCommand } from '@uigniter-demo/ics-common/modbus-map';
+import type { AppliedCommand } from '@uigniter-demo/ics-common/plant-api';
 import type { Fault } from './faults.js';
 import { LatencyMonitor } from './latency-monitor.js';
 import { ProcessModel, type Sample } from './process-model.js';
-import { TraceBuffer, type AppliedCommand } from './trace-buffer.js';
+import { TraceBuffer } from './trace-buffer.js';
 
 export interface PlantOptions {
   seed: number;

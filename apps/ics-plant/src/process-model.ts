@@ -1,4 +1,5 @@
 import { ACTUATORS, TANK_HEIGHT_M, type Actuator, type SensorName } from '@uigniter-demo/ics-common/process-limits';
+import type { PlantStep } from '@uigniter-demo/ics-common/plant-api';
 import type { Fault } from './faults.js';
 import { SeededRandom } from './seeded-random.js';
 
@@ -41,29 +42,12 @@ export const DEFAULT_PARAMS: ModelParams = {
   tempNoiseC: 0.1,
 };
 
-export interface InitialState {
-  level1: number;
-  level2: number;
-  temp: number;
-}
+export type InitialState = Record<SensorName, number>;
 
 export const DEFAULT_INITIAL: InitialState = { level1: 0.6, level2: 0.8, temp: 25 };
 
-export interface Sample {
-  seq: number;
-  /** Sensor values as the plant's instruments report them (noise, faults). */
-  level1: number;
-  level2: number;
-  temp: number;
-  /** Actual actuator positions. */
-  inflow1: number;
-  inflow2: number;
-  heater: number;
-  /** The true process values, for assertions. */
-  truth: { level1: number; level2: number; temp: number };
-  /** Names of the faults active during this step. */
-  faults: string[];
-}
+/** What the model returns for each step. */
+export type Sample = PlantStep;
 
 interface ActiveFault {
   fault: Exclude<Fault, { name: 'clear' }>;

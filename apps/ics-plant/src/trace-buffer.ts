@@ -1,34 +1,4 @@
-import type { Actuator } from '@uigniter-demo/ics-common/process-limits';
-import type { CommandSource } from '@uigniter-demo/ics-common/messages';
-
-export interface AppliedCommand {
-  /** Plant time (ms) the command was received over Modbus. */
-  t: number;
-  actuator: Actuator;
-  value: number;
-  seq: number;
-  epoch: number;
-  source: CommandSource;
-  latencyMs?: number;
-}
-
-export interface TraceEntry {
-  /** Plant time (ms since the plant started) of the sample. */
-  t: number;
-  seq: number;
-  level1: number;
-  level2: number;
-  temp: number;
-  inflow1: number;
-  inflow2: number;
-  heater: number;
-  truth: { level1: number; level2: number; temp: number };
-  faults: string[];
-  /** Commands received since the previous sample (applied from this step on). */
-  commands: AppliedCommand[];
-  /** Fault injections received since the previous sample. */
-  injected: string[];
-}
+import type { TraceEntry } from '@uigniter-demo/ics-common/plant-api';
 
 /** The plant's trajectory: the last `capacity` samples (10 minutes at 100 ms by default). */
 export class TraceBuffer {

@@ -4,19 +4,13 @@ import { connectMqtt, endMqtt, publishJson, whenConnected } from '@uigniter-demo
 import { DEFAULT_SETPOINTS, LOOPS, type Actuator, type LoopName } from '@uigniter-demo/ics-common/process-limits';
 import { TOPICS } from '@uigniter-demo/ics-common/topics';
 import type { Command } from '@uigniter-demo/ics-common/messages';
+import type { LatencySummary } from '@uigniter-demo/ics-common/plant-api';
 import type { ScenarioTarget } from './scenario-target.js';
 import type { TracePoint } from './trajectory.js';
 
-export interface LatencyReport {
+/** GET /latency of the plant. */
+export interface LatencyReport extends LatencySummary {
   now: number;
-  deadlineMs: number;
-  count: number;
-  p50: number;
-  p99: number;
-  max: number;
-  deadlineMisses: number;
-  late: number;
-  noCommand: number;
 }
 
 export interface ControllerStatus {
@@ -184,11 +178,13 @@ export class ScenarioContext {
     await this.fault({ name: 'clear' });
     for (const loop of LOOPS) await this.setSetpoint(loop, DEFAULT_SETPOINTS[loop]);
     await this.activeController();
+    // Eight samples in a row at the setpoints, whatever the plant's period.
+    const { periodMs } = await getJson<{ periodMs: number }>(`${this.target.plantUrl}/state`);
     await this.waitFor(
       'the plant to settle at the default setpoints',
       async () => {
         const now = await this.plantNow();
-        const trace = await this.trace(now - 1000);
+        const trace = await this.trace(now - Math.max(1000, 10 * periodMs));
         return (
           trace.length >= 8 &&
           trace.every(

@@ -13,6 +13,8 @@ export interface ScenarioTarget {
   broker: string;
   /** Multiplies every scenario duration and deadline (1 natively; larger for emulated VMs). */
   timeFactor: number;
+  /** How long the normal scenario watches the plant (default 6 s times the time factor). */
+  normalMs?: number;
   killController(name: string): Promise<void>;
   restartController(name: string): Promise<void>;
   /** Kills the broker, runs `whileDown`, starts it again and resolves once it is healthy. */

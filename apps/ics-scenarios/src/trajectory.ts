@@ -1,18 +1,7 @@
+import type { TraceEntry } from '@uigniter-demo/ics-common/plant-api';
+
 /** Analysis of the plant's trace (GET /trace entries), all on the plant's clock. */
-export interface TracePoint {
-  t: number;
-  seq: number;
-  level1: number;
-  level2: number;
-  temp: number;
-  inflow1: number;
-  inflow2: number;
-  heater: number;
-  truth: { level1: number; level2: number; temp: number };
-  faults: string[];
-  commands: Array<{ t: number; actuator: string; value: number; seq: number; epoch: number; source: string; latencyMs?: number }>;
-  injected: string[];
-}
+export type TracePoint = TraceEntry;
 
 export type TruthTag = 'level1' | 'level2' | 'temp';
 

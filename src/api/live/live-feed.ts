@@ -4,6 +4,7 @@ import type { VolumeService } from '../../core/volume-service.js';
 import { cpuPercent, sampleProcess, type ProcessSample } from '../../util/process-usage.js';
 import { imageView, poolView, serviceView, snapshotView, vmView } from '../views.js';
 import { probePipeline } from './pipeline-probe.js';
+import { probePlant } from './plant-probe.js';
 
 /** One message of the stream: its kind and its JSON-able body. */
 export interface FeedMessage {
@@ -22,8 +23,9 @@ export interface LiveFeedOptions {
 /**
  * What a dashboard follows, computed once for every connected page: each VM change as it is
  * saved; services, pools, their events and autoscaler ticks each second; VMM CPU and memory,
- * the inventory (images, snapshots, templates, volumes) and the image demo's backlog every two
- * seconds, each sent only when it changed. Timers run only while someone listens.
+ * the inventory (images, snapshots, templates, volumes), the image demo's backlog and the
+ * industrial example's plant, controllers and alarms every two seconds; the lists only when
+ * they changed. Timers run only while someone listens.
  */
 export class LiveFeed {
   private readonly subscribers = new Set<FeedSubscriber>();
@@ -188,8 +190,9 @@ export class LiveFeed {
     for (const id of this.usage.keys()) if (!seen.has(id)) this.usage.delete(id);
     this.broadcast({ event: 'vm-usage', data: { at: new Date(now).toISOString(), usage } });
     this.sendIfChanged('inventory', 'inventory', await this.inventory());
-    const pipeline = await probePipeline(this.core.records);
+    const [pipeline, plant] = await Promise.all([probePipeline(this.core.records), probePlant(this.core.records)]);
     if (pipeline) this.broadcast({ event: 'pipeline', data: { at: new Date().toISOString(), ...pipeline } });
+    if (plant) this.broadcast({ event: 'plant', data: { at: new Date().toISOString(), ...plant } });
   }
 
   private async inventory(): Promise<unknown> {
