@@ -7,6 +7,16 @@ const CONTROLLERS = ['controller-a', 'controller-b'];
 const CONTROLLER_PORT = 9103;
 const HISTORIAN = { vm: 'historian', port: 9104 };
 const RECENT_ALARMS = 10;
+/** Alarms older than this (by when the historian received them) are not read. */
+const ALARM_HORIZON_MS = 15 * 60_000;
+
+/** A fault as the plant reports it ({name, valve?, sensor?, tank?, ...}), as a short text. */
+function faultText(f: unknown): string {
+  const o = obj(f);
+  if (!o) return String(f);
+  const target = o['valve'] ?? o['sensor'] ?? (o['tank'] !== undefined ? `tank ${String(o['tank'])}` : undefined);
+  return target === undefined ? String(o['name']) : `${String(o['name'])} ${String(target)}`;
+}
 
 async function getJson(url: string, timeoutMs: number): Promise<unknown> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
@@ -36,15 +46,16 @@ export async function probePlant(records: Core['records'], timeoutMs = 1000): Pr
   if (!plantIp) return null;
   const state = obj(await getJson(`http://${plantIp}:${PLANT.port}/state`, timeoutMs).catch(() => null));
   const truth = obj(state?.['truth']);
+  const sensors = obj(state?.['levels']);
   const valves = obj(state?.['valves']);
   const limits = obj(state?.['limits']);
   const t = num(state?.['t']);
-  if (!state || !truth || !valves || !limits || t === null) return null;
+  if (!state || !truth || !sensors || !valves || !limits || t === null) return null;
   const controllers = await Promise.all(
     CONTROLLERS.map(async (name) => {
       const ip = ipOf(name);
       const s = ip ? obj(await getJson(`http://${ip}:${CONTROLLER_PORT}/status`, timeoutMs).catch(() => null)) : null;
-      return { id: typeof s?.['id'] === 'string' ? s['id'] : name, role: typeof s?.['role'] === 'string' ? s['role'] : 'unknown', epoch: num(s?.['epoch']) ?? 0, reachable: s !== null, setpoints: obj(s?.['setpoints']) };
+      return { id: name.slice('controller-'.length), role: typeof s?.['role'] === 'string' ? s['role'] : 'unknown', epoch: num(s?.['epoch']) ?? 0, reachable: s !== null, setpoints: obj(s?.['setpoints']) };
     }),
   );
   const active = controllers.find((c) => c.reachable && c.role === 'active');
@@ -53,7 +64,7 @@ export async function probePlant(records: Core['records'], timeoutMs = 1000): Pr
   let alarms: PlantStats['alarms'] = null;
   if (historianIp) {
     const base = `http://${historianIp}:${HISTORIAN.port}`;
-    const [pending, list] = await Promise.all([getJson(`${base}/alarms/pending`, timeoutMs).catch(() => null), getJson(`${base}/alarms`, timeoutMs).catch(() => null)]);
+    const [pending, list] = await Promise.all([getJson(`${base}/alarms/pending`, timeoutMs).catch(() => null), getJson(`${base}/alarms?from=${Date.now() - ALARM_HORIZON_MS}`, timeoutMs).catch(() => null)]);
     const rows = Array.isArray(obj(list)?.['alarms']) ? (obj(list)!['alarms'] as unknown[]) : null;
     const p = num(obj(pending)?.['pending']);
     if (rows && p !== null) {
@@ -70,10 +81,11 @@ export async function probePlant(records: Core['records'], timeoutMs = 1000): Pr
   return {
     plant: {
       t,
-      levels: { level1: num(truth['level1']) ?? 0, level2: num(truth['level2']) ?? 0 },
-      temp: num(truth['temp']) ?? 0,
+      levels: { level1: num(sensors['level1']) ?? 0, level2: num(sensors['level2']) ?? 0 },
+      temp: num(state['temp']) ?? 0,
+      truth: { level1: num(truth['level1']) ?? 0, level2: num(truth['level2']) ?? 0, temp: num(truth['temp']) ?? 0 },
       valves: { inflow1: num(valves['inflow1']) ?? 0, inflow2: num(valves['inflow2']) ?? 0, heater: num(valves['heater']) ?? 0 },
-      faults: Array.isArray(state['faults']) ? state['faults'].map(String) : [],
+      faults: Array.isArray(state['faults']) ? state['faults'].map(faultText) : [],
       limits: {
         level: { low: num(limitsOf('level')['low']) ?? 0, high: num(limitsOf('level')['high']) ?? 0, highHigh: num(limitsOf('level')['highHigh']) ?? 0, tankHeight: num(limitsOf('level')['tankHeight']) ?? 0 },
         temp: { low: num(limitsOf('temp')['low']) ?? 0, high: num(limitsOf('temp')['high']) ?? 0, highHigh: num(limitsOf('temp')['highHigh']) ?? 0 },
