@@ -12,8 +12,9 @@ import type {
   VolumeView,
 } from '../../../src/api/schemas.js';
 import type { PipelineStats } from '../../../src/api/live/pipeline-stats.js';
+import type { PlantStats } from '../../../src/api/live/plant-stats.js';
 
-export type { ImageView, PipelineStats, PoolView, ServiceEventView, ServiceView, SnapshotView, VmView, VolumeView };
+export type { ImageView, PipelineStats, PlantStats, PoolView, ServiceEventView, ServiceView, SnapshotView, VmView, VolumeView };
 export type VmState = VmView['state'];
 export type ScalePoint = ScalePointView;
 
@@ -59,4 +60,6 @@ export interface LiveEvents {
   pools: { pools: PoolView[] };
   inventory: Inventory;
   pipeline: { at: Instant; vm: string; stats: PipelineStats };
+  plant: { at: Instant } & PlantStats;
 }
+

@@ -11,6 +11,7 @@ import type {
   VmView,
 } from '../api/types';
 import { observable } from '../observable';
+import { addPlantStats, EMPTY_PLANT_HISTORY, type PlantHistory } from './plant-history';
 import type { SseMessage } from './sse-parser';
 
 /** Everything the page knows from the /events stream. Replaced (never patched) on each change. */
@@ -27,6 +28,7 @@ export interface LiveData {
   serviceEvents: Record<string, ServiceEventView[]>;
   scalePoints: Record<string, ScalePoint[]>;
   pipeline: PipelineSample[];
+  plant: PlantHistory;
 }
 
 export interface PipelineSample {
@@ -50,6 +52,7 @@ const EMPTY: LiveData = {
   serviceEvents: {},
   scalePoints: {},
   pipeline: [],
+  plant: EMPTY_PLANT_HISTORY,
 };
 
 /** How far back charts go; older points are dropped from memory. */
@@ -133,6 +136,7 @@ const handlers: Handlers = {
     const kept = d.pipeline.filter((s) => s.at >= at - HISTORY_MS && s.at < at);
     return { ...d, pipeline: [...kept, { at, stats: p.stats }] };
   },
+  plant: (d, { at, ...stats }) => ({ ...d, plant: addPlantStats(d.plant, toMs(at), stats, HISTORY_MS) }),
 };
 
 function isKind(kind: string): kind is keyof LiveEvents {

@@ -5,6 +5,7 @@ import { ago, fixed } from '../format';
 import { pipelineSeries, recentThroughput } from '../live/pipeline-series';
 import { live } from '../live/store';
 import { useObservable } from '../observable';
+import { PlantSection } from './plant-section';
 
 /** `pipeline` events come every 2 s while the demo's db VM runs: this long without one means it stopped. */
 const STALE_MS = 10_000;
@@ -66,6 +67,7 @@ export function DemosView() {
           </>
         )}
       </div>
+      <PlantSection now={now} />
     </section>
   );
 }
