@@ -27,7 +27,7 @@ import { runScenario, type ScenarioTarget } from '@uigniter-demo/ics-scenarios';
 import { ALARM_SERVICE, buildIcsImages, deployIcs, removeIcs } from '../src/demo/industrial/ics-deployment.js';
 import { icsVmTarget } from '../src/demo/industrial/ics-vm-target.js';
 import { VM_TIMINGS } from '../src/demo/industrial/industrial-demo.js';
-import { printTable, ROOT, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
+import { median, printTable, ROOT, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
 const WINDOW_S = Number(process.env.WINDOW ?? 20);
@@ -161,5 +161,5 @@ printTable(['wake-up from zero (ms)', 'n', 'min', 'median', 'p99', 'max'], [
   ...(['native', 'vm'] as const).map((m) => spreadRow(`${m}: alarm raised -> handled (historian)`, all(m, (r) => r.handledMs), 1, 0)),
   ...(['native', 'vm'] as const).map((m) => spreadRow(`${m}: fault POST answered -> handled seen (client)`, all(m, (r) => r.clientMs), 1, 0)),
 ]);
-const p = (m: Mode, f: (r: Round) => number): number => results[m].map(f).sort((a, b) => a - b)[Math.floor(results[m].length / 2)] ?? Number.NaN;
+const p = (m: Mode, f: (r: Round) => number): number => median(results[m].map(f));
 console.log(`\nratio vm/native: loop p50 ${(p('vm', (r) => r.loopP50) / p('native', (r) => r.loopP50)).toFixed(2)}, loop p99 ${(p('vm', (r) => r.loopP99) / p('native', (r) => r.loopP99)).toFixed(2)} (median of rounds)`);

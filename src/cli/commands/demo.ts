@@ -56,7 +56,7 @@ async function ensureDaemon(client: UigniterClient, home: string, log: (l: strin
 export function registerDemo(program: Command): void {
   const demo = program
     .command('demo')
-    .description('run the modular image-processing application as microVMs, process a batch of PNGs and verify every result')
+    .description("run the modular image-processing application as microVMs, process a batch of PNGs and verify every result ('demo industrial': the industrial control example)")
     .option('-w, --workers <n>', 'worker VMs (with --autoscale: the most workers; default 2, or 3 with --autoscale)', int)
     .option('-n, --images <n>', 'images to process', int, 12)
     .option('--port <port>', 'host port (127.0.0.1) published to the master', int, 9003)
@@ -143,7 +143,7 @@ export function registerDemo(program: Command): void {
     .option('--duration <s>', 'seconds the normal scenario watches the plant (default 6, times the time factor)', Number)
     .option('--time-factor <n>', 'stretch every scenario duration and deadline (default 3 on microVMs, 1 natively)', Number)
     .option('--native', 'run the services as host processes instead of microVMs (for comparison)')
-    .option('--json', 'print the report as JSON: one object per scenario')
+    .option('--json', 'print the report as JSON: one object {scenario, loopLatencyMs, deadlineMisses, alarms, failoverMs, withinLimits, ...}, an array of them for several scenarios')
     .option('--keep', 'leave the example running after the scenarios')
     .action(async (o: { scenario?: string[]; duration?: number; timeFactor?: number; native?: boolean; json?: boolean; keep?: boolean }) => {
       // `demo` has its own --keep, which commander gives the parent when both have one.
