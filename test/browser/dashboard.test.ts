@@ -59,6 +59,9 @@ describe('dashboard in a browser', () => {
     const res = await fetch(d.uiUrl);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/html/);
+    const root = await fetch(d.uiUrl.replace('/ui/', '/'));
+    assert.equal(root.status, 200, 'the root serves the page too');
+    assert.equal(await root.text(), await (await fetch(d.uiUrl)).text());
     // The page needs no token; the data does, on the ui port as on the API port.
     assert.equal((await fetch(`${d.uiUrl.replace('/ui/', '')}/vm`)).status, 401);
     assert.equal((await fetch(`${d.uiUrl.replace('/ui/', '')}/vm`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
