@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { UigniterClient } from '../src/client/client.js';
 import { run } from '../src/util/exec.js';
 import { CLI, cli, cliEnv, freePort, qemuProcesses, removeHome, tempHome, waitFor } from './helpers.js';
@@ -160,8 +161,15 @@ export async function readLog(home: string, vmId: string): Promise<string> {
 }
 
 export async function guestGet<T>(ip: string, path: string, timeoutMs = 8000): Promise<T> {
-  const res = await fetch(`http://${ip}:8080${path}`, { signal: AbortSignal.timeout(timeoutMs) });
-  return (await res.json()) as T;
+  // A connection of its own: fetch's shared pool would reuse a kept-alive connection to this
+  // address from an earlier VM that held it, which the new VM answers with a reset.
+  const agent = new Agent();
+  try {
+    const res = await undiciFetch(`http://${ip}:8080${path}`, { signal: AbortSignal.timeout(timeoutMs), dispatcher: agent });
+    return (await res.json()) as T;
+  } finally {
+    await agent.close();
+  }
 }
 
 /** The host's end of the daemon's veth, where its DNS for VM and service names listens. */
