@@ -31,6 +31,12 @@ export const eventRoutes: FastifyPluginAsync<{ feed: LiveFeed; history: VmHistor
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      // HEAD (which Fastify answers for every GET route) gets the headers only: a stream it
+      // would never end (found by test/fuzz).
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
       res.write(': uigniter live feed\n\n');
       let unsubscribe: (() => void) | null = null;
       let ended = false;
