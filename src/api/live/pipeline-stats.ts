@@ -1,11 +1,3 @@
-// A leaf with no imports: the dashboard's page imports it as a type.
-
-/** The image demo's task counts, as its db app answers GET /stats. */
-export interface PipelineStats {
-  ready: number;
-  leased: number;
-  done: number;
-  failed: number;
-  total: number;
-  byWorker: Record<string, number>;
-}
+// The image demo's task counts, as its db app answers GET /stats: the demo's own type. A
+// leaf of types only: the dashboard's page imports it as a type too.
+export type { TaskStats as PipelineStats } from '@uigniter-demo/common/task-record';
