@@ -31,7 +31,7 @@ describe('QEMU command line', () => {
 
   it('uses tcg or kvm as detected, attaches disks in order and escapes commas in paths', () => {
     const tcg = qemuArgs(spec, { binary: 'qemu', accel: 'tcg', tscKhz: null });
-    assert.ok(tcg.join(' ').includes('-accel tcg -cpu max'));
+    assert.ok(tcg.join(' ').includes('-accel tcg,tb-size=32 -cpu max'), 'TCG with a bounded translation cache');
     assert.ok(tcg.includes('microvm,x-option-roms=off,acpi=off'));
     assert.ok(tcg.includes('id=d0,file=/layers/app.sqfs,format=raw,if=none,readonly=on,werror=report,rerror=report'));
     assert.ok(tcg.includes('id=d1,file=/vols/a,,b.ext4,format=raw,if=none,werror=report,rerror=report'));
