@@ -6,7 +6,9 @@ import { parseGuestEvent, type GuestEvent } from './console-events.js';
 export interface ConsoleTailOptions {
   /** Byte offset to start at (a VM's log is appended across boots). */
   offset?: number;
+  /** The backup poll's first period; it doubles while nothing new comes, up to maxPollMs. */
   pollMs?: number;
+  maxPollMs?: number;
   /**
    * Keeps the file bounded: once read past this many bytes, it is copied to `<path>.1` and
    * truncated (the VMM appends, so it writes on at the new end). Only the one tail that
@@ -20,7 +22,9 @@ export interface ConsoleTailOptions {
 /**
  * Follows a VM's console log file as the VMM appends to it, emitting 'line' for every
  * complete line and 'event' for the guest init's @uigniter lines. inotify wakes it at
- * once; a slow poll backs it up because watch events can be coalesced or missed.
+ * once; a poll backs it up because watch events can be coalesced or missed. The poll slows
+ * down while the console is quiet (an idle VM's is), so a fleet of idle VMs costs the
+ * daemon a few reads a second rather than twenty per VM.
  */
 export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEvent] }> {
   private offset: number;
@@ -28,6 +32,9 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
   private fh: FileHandle | null = null;
   private watcher: FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private pollDelay: number;
+  /** Bytes read since the poll last ran: none, and the poll waits longer. */
+  private readSincePoll = 0;
   private reading = false;
   private again = false;
   private stopped = false;
@@ -38,6 +45,7 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
   ) {
     super();
     this.offset = opts.offset ?? 0;
+    this.pollDelay = opts.pollMs ?? 100;
   }
 
   static async sizeOf(path: string): Promise<number> {
@@ -45,8 +53,7 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
   }
 
   start(): this {
-    this.timer = setInterval(() => void this.pump(), this.opts.pollMs ?? 100);
-    this.timer.unref();
+    this.schedulePoll();
     try {
       this.watcher = watch(this.path, () => void this.pump());
       this.watcher.on('error', () => undefined);
@@ -55,6 +62,17 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
     }
     void this.pump();
     return this;
+  }
+
+  private schedulePoll(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      const base = this.opts.pollMs ?? 100;
+      this.pollDelay = this.readSincePoll > 0 ? base : Math.min(this.pollDelay * 2, this.opts.maxPollMs ?? 2000);
+      this.readSincePoll = 0;
+      void this.pump().finally(() => this.schedulePoll());
+    }, this.pollDelay);
+    this.timer.unref();
   }
 
   /** Reads what is new now; resolves when the file has been read to its current end. */
@@ -109,6 +127,7 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
         return;
       }
       this.offset += bytesRead;
+      this.readSincePoll += bytesRead;
       const text = this.partial + buf.subarray(0, bytesRead).toString('utf8');
       const lines = text.split('\n');
       this.partial = lines.pop() ?? '';
@@ -157,7 +176,7 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.watcher?.close();
     this.watcher = null;
     const fh = this.fh;
