@@ -22,7 +22,7 @@ export interface VmNetworkOptions {
 export const DEFAULT_NETWORK: VmNetworkOptions = {
   netns: 'uigniter',
   bridge: 'uig0',
-  subnet: '172.30.0.0/24',
+  subnet: '172.30.0.0/22',
   allowHostPorts: [],
   dnsDomain: 'uigniter.internal',
   egress: false,
