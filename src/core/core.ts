@@ -3,6 +3,7 @@ import { Reconciler } from './reconcile/reconciler.js';
 import { VmCommands } from './commands/vm-commands.js';
 import { VmLogs } from './queries/vm-logs.js';
 import type { VmRecords } from './supervision/vm-records.js';
+import type { UsageMeter } from './supervision/usage-meter.js';
 import { PoolService } from './pools/pool-service.js';
 import type { ReplicaSource, ServiceGateway } from './ports.js';
 import { ServiceManager } from './services/service-manager.js';
@@ -11,6 +12,8 @@ import { SnapshotService } from './snapshots/snapshot-service.js';
 /** The application layer, assembled: what the API and the daemon use of the core. */
 export interface Core {
   records: VmRecords;
+  /** Measures what running VMs use (the limits count it); the daemon starts and stops it. */
+  usage: UsageMeter;
   vms: VmCommands;
   snapshots: SnapshotService;
   pools: PoolService;
@@ -35,6 +38,7 @@ export function createCore(o: FleetOptions, gateway?: GatewayFactory): Core {
   services = new ServiceManager(fleet, vms, pools, gateway ? gateway(source) : null);
   return {
     records: fleet.records,
+    usage: fleet.usage,
     vms,
     snapshots,
     pools,

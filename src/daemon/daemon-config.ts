@@ -34,11 +34,17 @@ export interface DaemonConfig {
 export const DEFAULT_PORT = 6666;
 export const DEFAULT_UI_PORT = 6680;
 
+/**
+ * Limits that let a host fill up with idle VMs: memory counts what VMs hold and vCPUs what
+ * they burn (limits.ts), so the caps are the host's own size, less what it keeps free.
+ */
 export function defaultLimits(): ManagerLimits {
+  const totalMiB = totalmem() / 1024 / 1024;
   return {
-    maxVms: 256,
+    maxVms: 1000,
     maxVcpus: availableParallelism() * 16,
-    maxMemMiB: Math.floor((totalmem() / 1024 / 1024) * 0.8),
+    maxMemMiB: Math.floor(totalMiB * 0.9),
+    minFreeMiB: Math.max(512, Math.floor(totalMiB * 0.05)),
   };
 }
 

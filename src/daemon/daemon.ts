@@ -91,6 +91,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
     core.records.on('transition', (vm, from) => log.info({ vm: vm.name, id: vm.id, from, to: vm.state, error: vm.error ?? undefined }, 'vm state'));
     const report = await core.reconciler.reconcile();
     log.info(report, 'reconciled state with running VMs');
+    core.usage.start();
     core.pools.start();
     await core.services.start();
     let uiUrl: string | null = null;
@@ -138,6 +139,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
         if (closed) return;
         closed = true;
         await app.close();
+        await core.usage.stop();
         core.pools.close();
         await core.services.close();
         const stopVms = opts.stopVms ?? cfg.stopVmsOnExit;

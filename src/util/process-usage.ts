@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 /** What one process has used so far: CPU time and resident memory, read from /proc. */
@@ -36,4 +37,30 @@ export function cpuPercent(before: ProcessSample, after: ProcessSample, ms: numb
   if (ms <= 0) return 0;
   const seconds = (after.cpuTicks - before.cpuTicks) / TICKS_PER_SECOND;
   return Math.max(0, (seconds * 1000 * 100) / ms);
+}
+
+/**
+ * A process's proportional set size in bytes (shared pages divided among the processes that
+ * map them: a clone's part of its snapshot's memory file, a cold VM's guest RAM it touched,
+ * QEMU's code cache), or null when it is gone. smaps_rollup walks every mapping: a fraction
+ * of a millisecond for a QEMU, so it is sampled seconds apart, not on every request.
+ */
+export async function processPssBytes(pid: number): Promise<number | null> {
+  try {
+    const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = /^Pss:\s+(\d+) kB$/m.exec(text);
+    return kb ? Number(kb[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The host's available memory (MemAvailable of /proc/meminfo), MiB; null when unreadable. */
+export function hostAvailableMiB(): number | null {
+  try {
+    const kb = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    return kb ? Number(kb[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
 }

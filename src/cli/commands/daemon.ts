@@ -17,13 +17,14 @@ export function registerDaemon(program: Command): void {
     .option('--token <token>', 'bearer token clients must send (required off loopback; or UIGNITER_TOKEN)')
     .option('--netns <name>', 'network namespace of the VM network', 'uigniter')
     .option('--bridge <name>', 'bridge in that namespace', 'uig0')
-    .option('--subnet <cidr>', 'guest subnet (the bridge takes the first address)', '172.30.0.0/24')
+    .option('--subnet <cidr>', 'guest subnet (the bridge takes the first address; a /22 holds 1021 VMs)', '172.30.0.0/22')
     .option('--link-net <cidr>', '/30 between the host and the namespace (default: last /30 of the /16)')
     .option('--allow-host-port <port>', 'host TCP port guests may reach on the gateway side (repeatable)', collect, [])
     .option('--egress', 'let guests reach addresses beyond the host (outbound NAT; turns on net.ipv4.ip_forward while the daemon runs)')
     .option('--max-vms <n>', 'most VMs', int)
-    .option('--max-vcpus <n>', 'most vCPUs of running VMs together', int)
-    .option('--max-mem <MiB>', 'most memory of running VMs together', int)
+    .option('--max-vcpus <n>', 'most vCPUs in use: booting VMs count theirs, running ones the cores they burn (default: 16 per core)', int)
+    .option('--max-mem <MiB>', 'most memory in use: running VMs count what they hold (PSS), booting ones their size (default: 90% of the host)', int)
+    .option('--min-free-mem <MiB>', 'refuse a VM that would leave the host less available memory (default: 5% of the host, at least 512)', int)
     .option('--ready-timeout <s>', 'seconds a VM gets to become ready', int, 90)
     .option('--no-templates', 'make no new templates (boot=auto still restores from existing ones)')
     .option('--no-confine', 'run the VMMs unconfined (default: each QEMU chrooted, as its own uid, with seccomp and a cgroup; or UIGNITER_CONFINE=off)')
@@ -49,6 +50,7 @@ export function registerDaemon(program: Command): void {
       if (o.maxVms !== undefined) cfg.limits.maxVms = o.maxVms as number;
       if (o.maxVcpus !== undefined) cfg.limits.maxVcpus = o.maxVcpus as number;
       if (o.maxMem !== undefined) cfg.limits.maxMemMiB = o.maxMem as number;
+      if (o.minFreeMem !== undefined) cfg.limits.minFreeMiB = o.minFreeMem as number;
       cfg.readyTimeoutMs = (o.readyTimeout as number) * 1000;
       cfg.stopVmsOnExit = Boolean(o.stopVmsOnExit);
       cfg.templates = o.templates !== false;

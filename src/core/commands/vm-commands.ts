@@ -45,7 +45,7 @@ export class VmCommands {
     }
     const vm = await this.fleet.locks.run('create', async () => {
       if (this.o.store.getVm(spec.name)) throw new UigniterError('already_exists', `a VM named '${spec.name}' already exists`, 'name');
-      checkLimits(this.fleet.records.list(), this.o.limits, spec.vcpus, spec.memMiB, true);
+      checkLimits(this.fleet.records.list(), this.o.limits, spec.vcpus, spec.memMiB, true, this.fleet.usageView);
       const record = { ...newRecord(id, spec, image, this.o.clock.now().toISOString()), pool: opts.pool ?? null, service: opts.service ?? null };
       await mkdir(this.fleet.runDir(id), { recursive: true, mode: 0o700 });
       try {
@@ -65,7 +65,10 @@ export class VmCommands {
       try {
         if (wantTemplate) this.snapshots.wantTemplateOf(id);
         const plan = restore ? restorePlanFor(this.o.drivers.get(spec.driver)) : COLD_BOOT;
-        return await this.fleet.supervisor.boot(vm, plan, wait, marks, restore);
+        const booted = await this.fleet.supervisor.boot(vm, plan, wait, marks, restore);
+        // Measured before the answer: the next create counts what this VM holds, not its size.
+        if (wait === 'ready') await this.fleet.usage.measure(booted);
+        return booted;
       } catch (e) {
         // The plan rolled back what its steps made; a create that failed leaves no record
         // and no directory either (a stop during boot keeps the VM, stopped).
@@ -111,7 +114,7 @@ export class VmCommands {
       if (vm.state !== 'stopped' && vm.state !== 'failed' && vm.state !== 'suspended') {
         throw new UigniterError('conflict', `VM ${vm.name} is ${vm.state}; only a stopped, failed or suspended VM can be started`);
       }
-      checkLimits(this.fleet.records.list(), this.o.limits, vm.spec.vcpus, vm.spec.memMiB, false);
+      checkLimits(this.fleet.records.list(), this.o.limits, vm.spec.vcpus, vm.spec.memMiB, false, this.fleet.usageView);
       await mkdir(this.fleet.runDir(id), { recursive: true, mode: 0o700 });
       if (vm.state === 'suspended' && vm.suspendedState) {
         // Fly's suspend: the same machine continues where it was, with the clock and

@@ -5,7 +5,9 @@ import { KeyedMutex } from '../keyed-mutex.js';
 import type { VmRecord } from '../models.js';
 import type { PlanHooks } from '../plan.js';
 import type { BootDeps } from '../steps/boot-context.js';
-import type { ManagerLimits } from './limits.js';
+import type { ManagerLimits, UsageView } from './limits.js';
+import { UsageMeter, type ProcessSampler } from './usage-meter.js';
+import { hostAvailableMiB } from '../../util/process-usage.js';
 import { Supervisor } from './supervisor.js';
 import { VmRecords } from './vm-records.js';
 
@@ -19,6 +21,8 @@ export interface FleetOptions extends Omit<BootDeps, 'save'> {
   limits: ManagerLimits;
   /** Make a template of a VM spec when its first VM booted with boot=auto becomes ready. */
   templates: boolean;
+  /** How VMM processes are measured for the limits (default: /proc). */
+  sampler?: ProcessSampler;
   /** Failure injection, wired by the composition root for tests only. */
   faults?: FaultHook;
 }
@@ -35,6 +39,9 @@ export class Fleet {
   readonly supervisor: Supervisor;
   readonly deps: BootDeps;
   readonly hooks: PlanHooks;
+  /** What each VM really uses, for the limits. */
+  readonly usage: UsageMeter;
+  readonly usageView: UsageView;
 
   constructor(readonly o: FleetOptions) {
     this.records = new VmRecords(o.store);
@@ -43,6 +50,8 @@ export class Fleet {
       afterStep: (name) => o.faults?.(name),
       onUndoError: (name, e) => o.log(`undo of step ${name} failed: ${messageOf(e)}`),
     };
+    this.usage = new UsageMeter(this.records, o.sampler);
+    this.usageView = { usage: (vm) => this.usage.get(vm), hostAvailableMiB };
     this.supervisor = new Supervisor(this.records, this.deps, this.locks, this.hooks, (id) => this.runDir(id));
   }
 

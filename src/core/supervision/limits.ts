@@ -1,27 +1,86 @@
 import { UigniterError } from '../errors.js';
 import type { VmRecord } from '../models.js';
 import { isActive } from '../vm-state.js';
+import type { VmUsage } from './usage-meter.js';
 
 export interface ManagerLimits {
   maxVms: number;
-  /** Sum of vCPUs of VMs that are up (paused ones too: they hold their memory). */
+  /**
+   * vCPUs in use: a VM that boots (or was not measured yet) counts its vCPUs, a running one
+   * the cores its VMM burns (an idle VM a fraction of a percent), a paused one none.
+   */
   maxVcpus: number;
-  /** Sum of memory of VMs that are up. */
+  /**
+   * Memory in use, MiB: a running or paused VM counts what its VMM holds (PSS, measured),
+   * one that boots (or was not measured yet) the memory it was given.
+   */
   maxMemMiB: number;
+  /** A VM is refused when the host's available memory would drop below this, MiB. */
+  minFreeMiB: number;
 }
 
-/** Refuses a VM that would take the daemon past its limits (HTTP 429). */
-export function checkLimits(all: VmRecord[], l: ManagerLimits, vcpus: number, memMiB: number, newVm: boolean): void {
+/** What the limits are checked against: each VM's measured use and the host's free memory. */
+export interface UsageView {
+  usage(vm: VmRecord): VmUsage | null;
+  /** The host's available memory (MemAvailable), MiB; null when it cannot be read. */
+  hostAvailableMiB(): number | null;
+}
+
+const UNMEASURED: UsageView = { usage: () => null, hostAvailableMiB: () => null };
+
+/** What one VM counts against the memory limit, MiB. */
+export function memoryInUse(vm: VmRecord, u: VmUsage | null): number {
+  if (!isActive(vm.state)) return 0;
+  const measured = (vm.state === 'running' || vm.state === 'paused') && u !== null;
+  return measured ? u.pssMiB : vm.spec.memMiB;
+}
+
+/** What one VM counts against the vCPU limit. */
+export function vcpusInUse(vm: VmRecord, u: VmUsage | null): number {
+  if (!isActive(vm.state) || vm.state === 'paused') return 0;
+  if (vm.state === 'running' && u?.cpuPct != null) return Math.min(vm.spec.vcpus, u.cpuPct / 100);
+  return vm.spec.vcpus;
+}
+
+/** Refuses a VM that would take the daemon past its limits (HTTP 429), naming the resource. */
+export function checkLimits(all: VmRecord[], l: ManagerLimits, vcpus: number, memMiB: number, newVm: boolean, view: UsageView = UNMEASURED): void {
   if (newVm && all.length + 1 > l.maxVms) {
     throw new UigniterError('limit_exceeded', `the daemon is limited to ${l.maxVms} VMs and has ${all.length}`);
   }
   const up = all.filter((v) => isActive(v.state));
-  const cpu = up.reduce((s, v) => s + v.spec.vcpus, 0);
-  const mem = up.reduce((s, v) => s + v.spec.memMiB, 0);
+  const cpu = up.reduce((s, v) => s + vcpusInUse(v, view.usage(v)), 0);
+  const mem = up.reduce((s, v) => s + memoryInUse(v, view.usage(v)), 0);
   if (cpu + vcpus > l.maxVcpus) {
-    throw new UigniterError('limit_exceeded', `${vcpus} more vCPUs would exceed the daemon's limit of ${l.maxVcpus} (${cpu} in use)`);
+    throw new UigniterError(
+      'limit_exceeded',
+      `${vcpus} more vCPUs would exceed the daemon's limit of ${l.maxVcpus}: ${vmsUse(up.length)} ${fmt(cpu)} (booting VMs count their vCPUs, running ones the cores they burn)`,
+      'vcpus',
+    );
   }
   if (mem + memMiB > l.maxMemMiB) {
-    throw new UigniterError('limit_exceeded', `${memMiB} MiB more memory would exceed the daemon's limit of ${l.maxMemMiB} MiB (${mem} MiB in use)`);
+    throw new UigniterError(
+      'limit_exceeded',
+      `${memMiB} MiB more memory would exceed the daemon's limit of ${l.maxMemMiB} MiB: ${vmsUse(up.length)} ${Math.round(mem)} MiB (measured for running VMs, their full size for booting ones)`,
+      'memMiB',
+    );
   }
+  // The host's own figure knows what the VMs do not (snapshots on tmpfs, other programs),
+  // but not yet what the VMs that boot now will touch: those count their full size.
+  const avail = view.hostAvailableMiB();
+  const pending = up.filter((v) => view.usage(v) === null).reduce((s, v) => s + v.spec.memMiB, 0);
+  if (avail !== null && avail - pending - memMiB < l.minFreeMiB) {
+    throw new UigniterError(
+      'limit_exceeded',
+      `${memMiB} MiB more memory would leave the host less than the ${l.minFreeMiB} MiB it keeps free (${Math.round(avail)} MiB available, ${pending} MiB of it promised to VMs that are booting)`,
+      'memMiB',
+    );
+  }
+}
+
+function vmsUse(n: number): string {
+  return n === 1 ? 'its 1 VM uses' : `its ${n} VMs use`;
+}
+
+function fmt(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(2);
 }

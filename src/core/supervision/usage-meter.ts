@@ -1,0 +1,107 @@
+import { processPssBytes, sampleProcess } from '../../util/process-usage.js';
+import type { VmRecord } from '../models.js';
+import type { VmRecords } from './vm-records.js';
+
+/** What a VM's VMM process really holds and burns, as last measured. */
+export interface VmUsage {
+  /** Proportional set size of the VMM, MiB: its share of every page it maps. */
+  pssMiB: number;
+  /** Percent of one core the VMM used between its last two samples; null after the first. */
+  cpuPct: number | null;
+  /** When it was measured (ms since the epoch). */
+  at: number;
+}
+
+/** Reads one process: CPU time in ticks (USER_HZ) and PSS in bytes; null when it is gone. */
+export type ProcessSampler = (pid: number) => Promise<{ cpuTicks: number; pssBytes: number } | null>;
+
+export const procSampler: ProcessSampler = async (pid) => {
+  const [p, pss] = await Promise.all([sampleProcess(pid), processPssBytes(pid)]);
+  return p && pss !== null ? { cpuTicks: p.cpuTicks, pssBytes: pss } : null;
+};
+
+const TICKS_PER_SECOND = 100;
+
+interface Entry extends VmUsage {
+  pid: number;
+  /** The CPU time at cpuAt: the start of the next CPU window. */
+  cpuTicks: number;
+  cpuAt: number;
+}
+
+/** The shortest window a CPU figure is taken over: /proc counts CPU time in 10 ms ticks. */
+const MIN_CPU_WINDOW_MS = 400;
+
+/**
+ * Measures the VMs that are up, so that limits count what they use rather than what they
+ * were given: an idle VM of 128 MiB holds a fraction of it, and burns a fraction of a
+ * percent of a core. Each VM is measured as soon as it is ready (the create that booted it
+ * awaits that), once more a tick later (a CPU figure takes two samples), then every `refreshMs`, a slice of the fleet per tick so that a host
+ * of hundreds of VMMs is read evenly rather than all at once.
+ */
+export class UsageMeter {
+  private readonly entries = new Map<string, Entry>();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly records: VmRecords,
+    private readonly sampler: ProcessSampler = procSampler,
+    private readonly opts: { tickMs?: number; refreshMs?: number } = {},
+  ) {
+    records.on('removed', (vm) => this.entries.delete(vm.id));
+  }
+
+  /** The VM's last measurement, if it was taken of the VMM it runs now. */
+  get(vm: VmRecord): VmUsage | null {
+    const e = this.entries.get(vm.id);
+    if (!e || vm.pid === null || e.pid !== vm.pid) return null;
+    return { pssMiB: e.pssMiB, cpuPct: e.cpuPct, at: e.at };
+  }
+
+  /** Measures one VM now (a no-op for one without a VMM). */
+  async measure(vm: VmRecord): Promise<void> {
+    const pid = vm.pid;
+    if (pid === null) return;
+    const s = await this.sampler(pid);
+    if (!s) return;
+    const now = Date.now();
+    const prev = this.entries.get(vm.id);
+    const pssMiB = s.pssBytes / 1024 / 1024;
+    if (prev && prev.pid === pid && now - prev.cpuAt < MIN_CPU_WINDOW_MS) {
+      // Too soon after the last sample for a CPU figure: a few ms hold no tick at all.
+      this.entries.set(vm.id, { ...prev, pssMiB, at: now });
+      return;
+    }
+    const cpuPct = prev && prev.pid === pid ? (((s.cpuTicks - prev.cpuTicks) / TICKS_PER_SECOND) * 100_000) / (now - prev.cpuAt) : null;
+    this.entries.set(vm.id, { pid, cpuTicks: s.cpuTicks, cpuAt: now, pssMiB, cpuPct: cpuPct === null ? null : Math.max(0, cpuPct), at: now });
+  }
+
+  start(): void {
+    if (this.timer) return;
+    const tick = this.opts.tickMs ?? 500;
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.tick().finally(() => (this.running = null));
+    }, tick);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** Measures the VMs never measured in their current boot, then the stalest slice of the rest. */
+  private async tick(): Promise<void> {
+    const up = this.records.list().filter((v) => (v.state === 'running' || v.state === 'paused') && v.pid !== null);
+    // A VM measured once has no CPU figure yet (that takes two samples): it is measured again
+    // on the next tick, so it stops counting its full vCPUs within a tick of being ready.
+    const fresh = up.filter((v) => this.get(v)?.cpuPct == null);
+    const known = up.filter((v) => this.get(v)?.cpuPct != null).sort((a, b) => this.entries.get(a.id)!.at - this.entries.get(b.id)!.at);
+    const slice = Math.ceil((up.length * (this.opts.tickMs ?? 500)) / (this.opts.refreshMs ?? 10_000));
+    const now = Date.now();
+    const due = known.filter((v) => now - this.entries.get(v.id)!.at >= (this.opts.refreshMs ?? 10_000) / 2).slice(0, slice);
+    for (const vm of [...fresh, ...due]) await this.measure(vm);
+  }
+}

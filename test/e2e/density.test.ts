@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ApiError, type VmView } from '../../src/client/client.js';
+import { buildFixture, guestGet, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
+import { FIXTURES, qemuProcesses } from '../helpers.js';
+
+/** The memory limit of this daemon, MiB, and the size of each VM asked for. */
+const MAX_MEM = 1024;
+const VM_MEM = 256;
+
+describe('a host filled to its memory limit', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startTestDaemon({ args: ['--max-mem', String(MAX_MEM)] });
+    await buildFixture(d.home, join(FIXTURES, 'hello'), 'hello');
+  });
+  after(async () => {
+    await d?.destroy();
+  });
+
+  it('fits more VMs than their sizes add up to, then answers 429 naming memory, and the VMs keep answering', async () => {
+    const started: VmView[] = [];
+    let refused: ApiError | null = null;
+    // Sizes alone allow 1024 / 256 = 4; each idle VM holds less than its size, and a VM is
+    // measured before its create answers, so the next create counts what it really holds.
+    for (let i = 0; i < 12 && !refused; i++) {
+      try {
+        started.push(await d.client.run({ image: 'hello', name: `fill${i}`, memMiB: VM_MEM, boot: 'cold' }));
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        refused = e;
+      }
+    }
+    assert.ok(refused, `a create was refused within 12 VMs (${started.length} started)`);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.code, 'limit_exceeded');
+    assert.equal(refused.field, 'memMiB');
+    assert.match(refused.message, new RegExp(`^${VM_MEM} MiB more memory would exceed the daemon's limit of ${MAX_MEM} MiB: its ${started.length} VMs use \\d+ MiB \\(measured for running VMs`));
+    const used = Number(/use (\d+) MiB/.exec(refused.message)![1]);
+    assert.ok(used + VM_MEM > MAX_MEM && used <= MAX_MEM, `the figure is what made it refuse (${used} MiB)`);
+    assert.ok(started.length > MAX_MEM / VM_MEM, `more VMs than sizes allow fit: ${started.length} of ${VM_MEM} MiB in ${MAX_MEM} MiB`);
+    // The refused create left nothing: the list holds only the VMs that were started, each
+    // with its own QEMU, and each of them still answers.
+    assert.deepEqual((await d.client.list()).map((v) => v.name).sort(), started.map((v) => v.name).sort());
+    assert.equal((await qemuProcesses(d.home)).length, started.length);
+    assert.equal(d.leases().length, started.length);
+    for (const vm of started) {
+      const hi = await guestGet<{ hostname: string }>(vm.ip!, '/');
+      assert.equal(hi.hostname, vm.name);
+    }
+    // Once VMs are gone, one that fits in what they freed is accepted again.
+    for (const vm of started.splice(-2)) await d.client.remove(vm.name, { force: true });
+    const again = await d.client.run({ image: 'hello', name: 'again', memMiB: 128, boot: 'cold' });
+    assert.equal((await guestGet<{ hostname: string }>(again.ip!, '/')).hostname, 'again');
+  });
+});
