@@ -28,6 +28,7 @@ describe('QEMU command line', () => {
     assert.match(line, /ip=172\.30\.0\.5::172\.30\.0\.1:255\.255\.255\.0:web-1:eth0:off:172\.30\.255\.253( |$)/);
     assert.match(line, /reboot=k panic=1/);
     assert.match(line, /sysctl\.vm\.stat_interval=10/, 'idle guests fold their memory statistics every 10 s, not every second');
+    assert.match(line, /tsc=reliable/, 'no clocksource watchdog that a busy host would trip');
   });
 
   it('uses tcg or kvm as detected, attaches disks in order and escapes commas in paths', () => {
