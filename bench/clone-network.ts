@@ -68,7 +68,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -77,7 +77,7 @@ import { setMigration, shellQuote, waitForMigration, waitRunStateLeaves } from '
 import { QmpClient } from '../src/drivers/qemu/qmp-client.js';
 import { GuestAgent } from '../src/guest/guest-agent.js';
 import { run } from '../src/util/exec.js';
-import { firstReply, getOnce, median, printTable, ROOT, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
+import { connectUnix, firstReply, getOnce, median, printTable, ROOT, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
 
 const RUNS = Number(process.env.RUNS ?? 20);
 const IMAGE = 'counter';
@@ -432,21 +432,9 @@ async function setupNamespace(slot: SlotB, net: DaemonNet, t: Template): Promise
 }
 
 async function openAgent(path: string, deadline: number): Promise<Socket> {
-  for (;;) {
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const s = createConnection(path);
-        s.once('connect', () => {
-          s.off('error', reject);
-          resolve(s);
-        });
-        s.once('error', reject);
-      });
-    } catch (e) {
-      if (Date.now() > deadline) throw new Error(`cannot open the agent channel ${path}: ${(e as Error).message}`);
-      await sleep(10);
-    }
-  }
+  return connectUnix(path, deadline, 10).catch((e: unknown) => {
+    throw new Error(`cannot open the agent channel ${path}: ${(e as Error).message}`);
+  });
 }
 
 /** QEMU with the rewritten command line, in the namespace; the template loaded; resumed; renewed. */

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile as readFileAsync, rm } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
+import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -306,4 +307,23 @@ export function cpuWindow(groups: Record<string, () => number[]>): { stop(): Pro
       return { ...out, host: ((b.host.busy - a.host.busy) / wall) * 100, hostCores: cores };
     },
   };
+}
+
+/** Connects to a unix socket, retrying every `retryMs` while it is not there yet, until `deadline` (Date.now()). */
+export async function connectUnix(path: string, deadline: number, retryMs = 20): Promise<Socket> {
+  for (;;) {
+    try {
+      return await new Promise<Socket>((resolve, reject) => {
+        const c = createConnection(path);
+        c.once('connect', () => {
+          c.off('error', reject);
+          resolve(c);
+        });
+        c.once('error', reject);
+      });
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await sleep(retryMs);
+    }
+  }
 }
