@@ -6,6 +6,13 @@ import { transition } from '../vm-state.js';
 import type { BootContext } from './boot-context.js';
 
 /**
+ * A just-restored guest runs its renewal cold (under TCG every code path is translated
+ * anew in each QEMU): a few hundred ms alone, but with 400 VMs up and 8 restores in flight
+ * on this 2-core host, 2 of 414 took more than the agent's default 5 s and failed.
+ */
+const RESTORE_RENEW_TIMEOUT_MS = 20_000;
+
+/**
  * Makes a restored VM its own machine before it talks to anyone. Its tap is taken off the
  * bridge and the NIC's link reconnected while the vCPUs are still stopped, so the guest
  * never sees its link flap (a guest whose carrier came back just after a cut measured a
@@ -36,7 +43,7 @@ export const renewIdentity: Step<BootContext> = {
         entropy: randomBytes(64),
         // A suspended VM resuming its own state is the same machine: its connections stay.
         keepConnections: ctx.restore?.snapshot === null,
-      });
+      }, RESTORE_RENEW_TIMEOUT_MS);
     } catch (e) {
       throw new UigniterError('boot_failed', `the restored guest did not take its new identity: ${messageOf(e)}`);
     } finally {
