@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApiError, type VmView } from '../../src/client/client.js';
 import { buildFixture, guestGet, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
-import { FIXTURES, qemuProcesses } from '../helpers.js';
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Paths } from '../../src/util/paths.js';
+import { cli, FIXTURES, qemuProcesses } from '../helpers.js';
 
 /** The memory limit of this daemon, MiB, and the size of each VM asked for. */
 const MAX_MEM = 1024;
@@ -53,5 +56,18 @@ describe('a host filled to its memory limit', () => {
     for (const vm of started.splice(-2)) await d.client.remove(vm.name, { force: true });
     const again = await d.client.run({ image: 'hello', name: 'again', memMiB: 128, boot: 'cold' });
     assert.equal((await guestGet<{ hostname: string }>(again.ip!, '/')).hostname, 'again');
+  });
+
+  it("leaves none of its VMs' cgroups behind once cleaned up", async () => {
+    const instance = basename(new Paths(d.home).memory);
+    const dirs = ['/sys/fs/cgroup/memory/uigniter', '/sys/fs/cgroup/cpu/uigniter', '/sys/fs/cgroup/uigniter']
+      .map((root) => join(root, instance))
+      .filter((dir) => existsSync(dir));
+    assert.ok(dirs.length > 0, `the running VMs' groups live under ${instance}`);
+    await d.kill('SIGTERM');
+    const r = await cli(d.home, ['daemon', '--cleanup', '--netns', d.netns, '--bridge', d.bridge, '--subnet', d.subnet, '--link-net', d.linkNet]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((await qemuProcesses(d.home)).length, 0);
+    assert.deepEqual(dirs.filter((dir) => existsSync(dir)), [], 'the instance directories are gone');
   });
 });

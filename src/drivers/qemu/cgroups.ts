@@ -1,5 +1,5 @@
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** What one VMM may use: guest RAM plus the VMM's own overhead, vCPUs plus the VMM's threads. */
@@ -105,6 +105,17 @@ export class Cgroups {
       }
     }
     return all;
+  }
+
+  /**
+   * Removes this instance's directories, and the shared `uigniter` one, where they hold no
+   * group any more (rmdir refuses a directory that still has one: nothing else is touched).
+   */
+  async removeInstanceIfEmpty(): Promise<void> {
+    for (const p of this.parents()) {
+      await rmdir(p).catch(() => undefined);
+      await rmdir(dirname(p)).catch(() => undefined);
+    }
   }
 
   /** The VM ids that have a group of this instance. */

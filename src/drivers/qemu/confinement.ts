@@ -123,6 +123,9 @@ export class Confinement {
       if (keep.has(id) || this.taken.has(id)) continue;
       if (await this.cgroups!.remove(id, killed.has(id) ? 2000 : 0)) lines.push(`removed the orphaned cgroup of ${id}`);
     }
+    // Nothing of this instance runs (a --cleanup, or a daemon starting with no VM): its
+    // cgroup directories go too, or every daemon home that ever ran would leave one.
+    if (keep.size === 0 && this.taken.size === 0) await this.cgroups?.removeInstanceIfEmpty();
     return lines;
   }
 }
