@@ -7,7 +7,7 @@ import type { ServiceView, VmView } from '../../src/api/schemas.js';
 import { UigniterClient } from '../../src/client/client.js';
 import { packageRoot } from '../../src/util/package-root.js';
 import { buildFixture, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
-import { FIXTURES, makeShellApp, waitFor } from '../helpers.js';
+import { FIXTURES, makeShellApp, removeHome, waitFor } from '../helpers.js';
 
 /** Debian's chromium, installed by scripts/setup.sh. */
 const CHROMIUM = process.env.UIGNITER_CHROMIUM ?? '/usr/bin/chromium';
@@ -29,6 +29,7 @@ describe('dashboard in a browser', () => {
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
+  let ticker: string | undefined;
 
   const shot = async (p: Page, name: string): Promise<void> => {
     await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
@@ -39,7 +40,8 @@ describe('dashboard in a browser', () => {
     await mkdir(SHOTS, { recursive: true });
     d = await startTestDaemon({ args: ['--token', TOKEN] });
     api = new UigniterClient(d.url, TOKEN);
-    await buildFixture(d.home, await makeShellApp('i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1; done'), 'ticker');
+    ticker = await makeShellApp('i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1; done');
+    await buildFixture(d.home, ticker, 'ticker');
     await buildFixture(d.home, join(FIXTURES, 'counter'), 'counter');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -50,6 +52,7 @@ describe('dashboard in a browser', () => {
   after(async () => {
     await browser?.close();
     await d?.destroy();
+    if (ticker) await removeHome(ticker);
   });
 
   it('serves the page on the ui port and names it in /healthz', async () => {

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiError } from '../../src/client/client.js';
 import type { ServiceView } from '../../src/api/schemas.js';
 import { buildFixture, resolveOnHost as resolveAll, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
-import { cli, FIXTURES, makeShellApp, qemuProcesses, waitFor } from '../helpers.js';
+import { cli, FIXTURES, makeShellApp, qemuProcesses, removeHome, waitFor } from '../helpers.js';
 
 interface ServiceEvent {
   id: number;
@@ -33,15 +33,18 @@ async function get(url: string, timeoutMs = 20_000): Promise<{ status: number; r
  */
 describe('services', () => {
   let d: TestDaemon;
+  let crasher: string | undefined;
 
   before(async () => {
     d = await startTestDaemon();
     await buildFixture(d.home, join(FIXTURES, 'counter'), 'counter');
-    await buildFixture(d.home, await makeShellApp('echo crashing; exit 3'), 'crasher');
+    crasher = await makeShellApp('echo crashing; exit 3');
+    await buildFixture(d.home, crasher, 'crasher');
   });
   after(async () => {
     if (process.env.UIGNITER_TEST_LOG) await (await import('node:fs/promises')).writeFile(process.env.UIGNITER_TEST_LOG, d.log());
     await d?.destroy();
+    if (crasher) await removeHome(crasher);
   });
 
   it('bad service specs answer 4xx and change nothing', async () => {
