@@ -21,7 +21,7 @@ export function registerDaemon(program: Command): void {
     .option('--link-net <cidr>', '/30 between the host and the namespace (default: last /30 of the /16)')
     .option('--allow-host-port <port>', 'host TCP port guests may reach on the gateway side (repeatable)', collect, [])
     .option('--egress', 'let guests reach addresses beyond the host (outbound NAT; turns on net.ipv4.ip_forward while the daemon runs)')
-    .option('--max-vms <n>', 'most VMs', int)
+    .option('--max-vms <n>', 'most VMs, stopped ones included (default: 1000)', int)
     .option('--max-vcpus <n>', 'most vCPUs in use: booting VMs count theirs, running ones the cores they burn (default: 16 per core)', int)
     .option('--max-mem <MiB>', 'most memory in use: running VMs count what they hold (PSS), booting ones their size (default: 90% of the host)', int)
     .option('--min-free-mem <MiB>', 'refuse a VM that would leave the host less available memory (default: 5% of the host, at least 512)', int)
