@@ -1,4 +1,4 @@
-import { processPssBytes, sampleProcess } from '../../util/process-usage.js';
+import { cpuPercent, processPssBytes, sampleProcess } from '../../util/process-usage.js';
 import type { VmRecord } from '../models.js';
 import type { VmRecords } from './vm-records.js';
 
@@ -19,8 +19,6 @@ export const procSampler: ProcessSampler = async (pid) => {
   const [p, pss] = await Promise.all([sampleProcess(pid), processPssBytes(pid)]);
   return p && pss !== null ? { cpuTicks: p.cpuTicks, pssBytes: pss } : null;
 };
-
-const TICKS_PER_SECOND = 100;
 
 interface Entry extends VmUsage {
   pid: number;
@@ -44,12 +42,18 @@ export class UsageMeter {
   private readonly entries = new Map<string, Entry>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
+  private readonly tickMs: number;
+  private readonly refreshMs: number;
+  private readonly maxPerTick: number;
 
   constructor(
     private readonly records: VmRecords,
     private readonly sampler: ProcessSampler = procSampler,
-    private readonly opts: { tickMs?: number; refreshMs?: number; maxPerTick?: number } = {},
+    opts: { tickMs?: number; refreshMs?: number; maxPerTick?: number } = {},
   ) {
+    this.tickMs = opts.tickMs ?? 500;
+    this.refreshMs = opts.refreshMs ?? 10_000;
+    this.maxPerTick = opts.maxPerTick ?? 5;
     records.on('removed', (vm) => this.entries.delete(vm.id));
   }
 
@@ -74,16 +78,15 @@ export class UsageMeter {
       this.entries.set(vm.id, { ...prev, pssMiB, at: now });
       return;
     }
-    const cpuPct = prev && prev.pid === pid ? (((s.cpuTicks - prev.cpuTicks) / TICKS_PER_SECOND) * 100_000) / (now - prev.cpuAt) : null;
-    this.entries.set(vm.id, { pid, cpuTicks: s.cpuTicks, cpuAt: now, pssMiB, cpuPct: cpuPct === null ? null : Math.max(0, cpuPct), at: now });
+    const cpuPct = prev && prev.pid === pid ? cpuPercent({ cpuTicks: prev.cpuTicks, rssBytes: 0 }, { cpuTicks: s.cpuTicks, rssBytes: 0 }, now - prev.cpuAt) : null;
+    this.entries.set(vm.id, { pid, cpuTicks: s.cpuTicks, cpuAt: now, pssMiB, cpuPct, at: now });
   }
 
   start(): void {
     if (this.timer) return;
-    const tick = this.opts.tickMs ?? 500;
     this.timer = setInterval(() => {
       if (!this.running) this.running = this.tick().finally(() => (this.running = null));
-    }, tick);
+    }, this.tickMs);
     this.timer.unref();
   }
 
@@ -103,9 +106,9 @@ export class UsageMeter {
     // smaps_rollup costs about 1-2 ms per QEMU here: the slice is bounded, so the daemon
     // spends at most a couple of percent of a core on it however many VMs run (with 500
     // idle VMs each is re-read about every 50 s instead of every 10 s).
-    const slice = Math.min(this.opts.maxPerTick ?? 5, Math.ceil((up.length * (this.opts.tickMs ?? 500)) / (this.opts.refreshMs ?? 10_000)));
+    const slice = Math.min(this.maxPerTick, Math.ceil((up.length * this.tickMs) / this.refreshMs));
     const now = Date.now();
-    const due = known.filter((v) => now - this.entries.get(v.id)!.at >= (this.opts.refreshMs ?? 10_000) / 2).slice(0, slice);
-    for (const vm of [...fresh.slice(0, this.opts.maxPerTick ?? 5), ...due]) await this.measure(vm);
+    const due = known.filter((v) => now - this.entries.get(v.id)!.at >= this.refreshMs / 2).slice(0, slice);
+    for (const vm of [...fresh.slice(0, this.maxPerTick), ...due]) await this.measure(vm);
   }
 }
