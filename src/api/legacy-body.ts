@@ -44,13 +44,15 @@ export function isLegacyBody(body: unknown): body is Record<string, unknown> {
 
 /**
  * The names a cmdline's first word may use for an image's program: the image's name and
- * each word of its entry point, as a path and as a file name. In the original Uigniter
+ * each word of its entry point that is not an option (`--no-memory-reducer`), as a path
+ * and as a file name. In the original Uigniter
  * the cmdline was OSv's whole command line, program first (`curl http://...`); ours runs
  * the image's entry point, so such a first word is dropped and the rest are its arguments.
  */
 export function programNames(image: { name: string; entrypoint: string[] }): Set<string> {
   const names = new Set<string>([image.name]);
   for (const w of image.entrypoint) {
+    if (w.startsWith('-')) continue;
     names.add(w);
     names.add(w.slice(w.lastIndexOf('/') + 1));
   }

@@ -14,7 +14,7 @@ import { formatImageRef, parseImageRef } from './image-ref.js';
 import { buildInitrd } from './initrd-builder.js';
 import { buildKernel } from './kernel-builder.js';
 import { LayerStore } from './layer-store.js';
-import { ensureNodeRuntime } from './runtime-layer.js';
+import { ensureNodeRuntime, NODE_V8_FLAGS } from './runtime-layer.js';
 
 export interface BuildOptions {
   /** Overrides of the app's own config (CLI flags). */
@@ -109,7 +109,7 @@ export class ImageStore {
       initrd: { id: initrd.id },
       layers,
       runtime,
-      entrypoint: kind === 'node' ? ['/usr/bin/node', `/app/${c.entry}`] : [`/app/${c.entry}`],
+      entrypoint: kind === 'node' ? ['/usr/bin/node', ...NODE_V8_FLAGS, `/app/${c.entry}`] : [`/app/${c.entry}`],
       args: c.args,
       env: c.env,
       workdir: '/app',

@@ -30,9 +30,11 @@ describe('vm run (foreground, real QEMU)', () => {
       const r = await httpGet(`http://127.0.0.1:${port}/`);
       return r.status === 200 ? r.body : null;
     }, 90_000, 'the guest to answer HTTP');
-    const answer = JSON.parse(body) as { greeting: string; args: string[]; hostname: string };
+    const answer = JSON.parse(body) as { greeting: string; args: string[]; execArgv: string[]; hostname: string };
     assert.equal(answer.greeting, 'hi there');
     assert.deepEqual(answer.args, ['one', 'two words', '100%']);
+    // Node runs with the image's V8 flags (images/runtime-layer.ts, NODE_V8_FLAGS).
+    assert.deepEqual(answer.execArgv, ['--no-memory-reducer']);
     assert.match(answer.hostname, /^hello-[0-9a-f]{6}$/);
     assert.equal((await qemuProcesses(home)).length, 1, 'one qemu runs while the VM is up');
     const rm = await cli(home, ['image', 'rm', 'hello']);
