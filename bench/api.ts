@@ -40,7 +40,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { VmView } from '../src/client/client.js';
 import { run } from '../src/util/exec.js';
-import { asDaemonStartsIt, cpuWindow, median, printTable, ROOT, serverTimingMs, spread, spreadRow, startBenchDaemon, removeDaemonMemoryDir, type BenchDaemon } from './lib.js';
+import { cpuWindow, median, printTable, ROOT, serverTimingMs, spread, spreadRow, startBenchDaemon, removeDaemonMemoryDir, type BenchDaemon } from './lib.js';
 
 const RUNS = Number(process.env.RUNS ?? 20);
 const VMS = Number(process.env.VMS ?? 100);
@@ -266,8 +266,7 @@ async function rawRun(d: BenchDaemon, r: RawRun, watcher: ExecWatcher | null): P
   const t0 = nowNs();
   await run('ip', ['-n', d.netns, '-batch', '-'], { input: `tuntap add dev ${r.tap} mode tap\nlink set dev ${r.tap} master ${d.bridge}\nlink set dev ${r.tap} up\n` });
   const tapMs = msSince(t0);
-  const [cmd, ...args] = asDaemonStartsIt(['nsenter', `--net=/run/netns/${d.netns}`, '--', ...r.argv]);
-  const child = spawn(cmd!, args, { stdio: 'ignore', detached: true });
+  const child = spawn('nsenter', [`--net=/run/netns/${d.netns}`, '--', ...r.argv], { stdio: 'ignore', detached: true });
   try {
     let execMs = NaN;
     if (seen) {

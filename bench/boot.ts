@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConsoleTail } from '../src/guest/console-tail.js';
 import { run } from '../src/util/exec.js';
-import { asDaemonStartsIt, CACHE, CLI, median, printTable, processRssMiB, ROOT, startBenchDaemon } from './lib.js';
+import { CACHE, CLI, median, printTable, processRssMiB, ROOT, startBenchDaemon } from './lib.js';
 
 const RUNS = Number(process.env.RUNS ?? 9);
 /** Pause between boots: a QEMU that just ended still frees its memory for a moment. */
@@ -61,8 +61,7 @@ async function rawBoot(argv: string[], consoleLog: string): Promise<number> {
   const tail = new ConsoleTail(consoleLog, { pollMs: 50 }).start();
   const ready = tail.waitFor((e) => e.event === 'ready', 120_000);
   const t0 = performance.now();
-  const [cmd, ...args] = asDaemonStartsIt(argv);
-  const child = spawn(cmd!, args, { stdio: 'ignore', detached: true });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', detached: true });
   const ev = await ready;
   const ms = performance.now() - t0;
   guestRaw.push(ev.uptimeMs);

@@ -77,7 +77,7 @@ import { setMigration, shellQuote, waitForMigration, waitRunStateLeaves } from '
 import { QmpClient } from '../src/drivers/qemu/qmp-client.js';
 import { GuestAgent } from '../src/guest/guest-agent.js';
 import { run } from '../src/util/exec.js';
-import { asDaemonStartsIt, connectUnix, firstReply, getOnce, median, printTable, ROOT, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
+import { connectUnix, firstReply, getOnce, median, printTable, ROOT, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
 
 const RUNS = Number(process.env.RUNS ?? 20);
 const IMAGE = 'counter';
@@ -441,8 +441,7 @@ async function openAgent(path: string, deadline: number): Promise<Socket> {
 async function restoreB(slot: SlotB, argv: string[], t: Template, net: DaemonNet): Promise<void> {
   const logPath = join(slot.dir, 'qemu.log');
   const fd = openSync(logPath, 'a');
-  const [cmd, ...args] = asDaemonStartsIt(['nsenter', `--net=/run/netns/${slot.ns}`, '--', ...argv]);
-  const child = spawn(cmd!, args, { stdio: ['ignore', fd, fd] });
+  const child = spawn('nsenter', [`--net=/run/netns/${slot.ns}`, '--', ...argv], { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   slot.child = child;
   slot.exited = new Promise((r) => child.once('exit', r));

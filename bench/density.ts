@@ -36,8 +36,7 @@
  *                 command line, changed only where it must be: its run directory's paths
  *                 (qmp socket, pid file, console log, agent socket) -> a temp dir per clone;
  *                 -name -> density-raw-<bench pid>-<n> (so no daemon takes it for its own);
- *                 -chroot, -runas, -sandbox dropped; started through NO_THP_PREFIX as the daemon
- *                 starts a TCG VMM (no huge pages for the code cache); the tap netdev's `ifname` -> a tap of the
+ *                 -chroot, -runas, -sandbox dropped; the tap netdev's `ifname` -> a tap of the
  *                 raw clone's own (`dr<n>`, which QEMU creates and removes itself) in a
  *                 namespace of the bench's (`density-<bench pid>`, QEMU started in it through
  *                 nsenter, as the daemon does), attached to nothing. The NIC cannot go without
@@ -93,7 +92,7 @@ import { GuestAgent } from '../src/guest/guest-agent.js';
 import { run } from '../src/util/exec.js';
 import { Paths } from '../src/util/paths.js';
 import { processAlive } from '../src/util/process.js';
-import { asDaemonStartsIt, connectUnix, cpuWindow, getOnce, printTable, removeDaemonMemoryDir, ROOT, smapsRollupMiB, spread, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
+import { connectUnix, cpuWindow, getOnce, printTable, removeDaemonMemoryDir, ROOT, smapsRollupMiB, spread, spreadRow, startBenchDaemon, type BenchDaemon } from './lib.js';
 
 const IMAGE = 'hello';
 const APP_PORT = 8080;
@@ -454,8 +453,7 @@ async function startRaw(work: string, argvFor: (dir: string, n: number) => strin
   const logPath = join(dir, 'qemu.log');
   const fd = openSync(logPath, 'a');
   // nsenter execs QEMU: the pid is QEMU's.
-  const [cmd, ...args] = asDaemonStartsIt(['nsenter', `--net=/run/netns/${RAW_NETNS}`, '--', ...argv]);
-  const child = spawn(cmd!, args, { stdio: ['ignore', fd, fd] });
+  const child = spawn('nsenter', [`--net=/run/netns/${RAW_NETNS}`, '--', ...argv], { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   raws.set(n, { n, dir, child, exited });

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { UigniterClient } from '../src/client/client.js';
-import { NO_THP_PREFIX } from '../src/drivers/qemu/command-line.js';
 import { run } from '../src/util/exec.js';
 import { freePort } from '../src/util/net.js';
 import { Paths } from '../src/util/paths.js';
@@ -327,14 +326,4 @@ export async function connectUnix(path: string, deadline: number, retryMs = 20):
       await sleep(retryMs);
     }
   }
-}
-
-/**
- * A baseline command that runs a QEMU argv by hand (read from /proc/<pid>/cmdline of one the
- * daemon started), started as the daemon starts it under TCG: through NO_THP_PREFIX, so the
- * baseline's code cache gets no transparent huge pages either.
- */
-export function asDaemonStartsIt(argv: readonly string[]): string[] {
-  const tcg = argv.some((a, i) => argv[i - 1] === '-accel' && a.startsWith('tcg'));
-  return tcg ? [...NO_THP_PREFIX, ...argv] : [...argv];
 }

@@ -92,23 +92,6 @@ describe('confinement of the VMM', () => {
     assert.equal(vmm.get('NoNewPrivs'), '1');
   });
 
-  it("under TCG, its code cache gets no transparent huge pages (QEMU asks for them; PR_SET_THP_DISABLE refuses)", async () => {
-    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-    assert.match(argv[argv.indexOf('-accel') + 1] ?? '', /^tcg,/, 'this host runs TCG (as the cgroup check below assumes)');
-    // Control: the test process may have huge pages; the VMM may not.
-    assert.equal((await status('self')).get('THP_enabled'), '1');
-    assert.equal((await status(pid)).get('THP_enabled'), '0');
-    // The code cache is the VMM's rwx anonymous mapping: QEMU madvised it (hg), it holds
-    // translated code, and none of it is in huge pages.
-    const smaps = await readFile(`/proc/${pid}/smaps`, 'utf8');
-    const at = smaps.search(/^[0-9a-f]+-[0-9a-f]+ rwxp /m);
-    assert.ok(at >= 0, 'the VMM has an rwx mapping (its code cache)');
-    const block = smaps.slice(at, smaps.indexOf('VmFlags:', at) + 200);
-    assert.match(block, /^VmFlags:.* hg/m, 'QEMU asked for huge pages on it');
-    assert.ok(Number(/^Rss:\s+(\d+) kB/m.exec(block)![1]) > 1024, 'it holds translated code');
-    assert.equal(Number(/^AnonHugePages:\s+(\d+) kB/m.exec(block)![1]), 0);
-  });
-
   it('is chrooted in an empty directory of its VM directory', async () => {
     assert.equal(await readlink('/proc/self/root'), '/');
     const root = await readlink(`/proc/${pid}/root`);

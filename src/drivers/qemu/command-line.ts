@@ -66,27 +66,6 @@ export interface VmmJail {
  */
 export const TCG_CODE_CACHE_MIB = 32;
 
-/**
- * What a TCG VMM is started through: `perl -e <prctl> qemu ...`, which sets
- * PR_SET_THP_DISABLE and execs the rest (the pid stays; the setting survives exec).
- *
- * Why: QEMU asks for transparent huge pages on its code cache (MADV_HUGEPAGE), so the cache
- * grows in 2 MiB steps however little of each step the guest's code fills. Measured here
- * (60 idle template clones of the hello app, 128 MiB, PSS per VM right after the creates /
- * 3 min later): 33.1 / 34.2 MiB with huge pages, 32.2 / 32.9 MiB without. Under KVM there
- * is no code cache, and the guest RAM is a tmpfs file or a file mapping, which the host's
- * shmem setting governs, not this.
- *
- * Why perl: Node cannot call prctl(2), and perl-base is an essential Debian package (present
- * on every Debian host, unlike a compiler). 157 is prctl on x86-64 (the only host QEMU
- * microvm runs on here), 41 is PR_SET_THP_DISABLE. If the call fails the VMM still starts.
- */
-export const NO_THP_PREFIX: readonly string[] = [
-  'perl',
-  '-e',
-  'syscall(157, 41, 1, 0, 0, 0) == 0 or warn "uigniter: PR_SET_THP_DISABLE: $!\\n"; exec { $ARGV[0] } @ARGV or die "uigniter: exec $ARGV[0]: $!\\n"',
-];
-
 export interface QemuArgsOptions {
   /** Confined: chroot, unprivileged uid, seccomp sandbox. */
   jail?: VmmJail;

@@ -12,7 +12,6 @@ import {
   AGENT_SOCKET,
   argvFacts,
   compatString,
-  NO_THP_PREFIX,
   qemuArgs,
   QMP_SOCKET,
   USER_NET_ADDRESS,
@@ -179,8 +178,6 @@ export class QemuVmm implements Vmm {
       // (nsenter execs QEMU: the pid stays QEMU's).
       argv = ['nsenter', `--net=/run/netns/${nic.netns}`, '--', ...argv];
     }
-    // No transparent huge pages for TCG's code cache (see NO_THP_PREFIX).
-    if (host.accel === 'tcg') argv = [...NO_THP_PREFIX, ...argv];
     if (cgroupProcs.length) {
       // A shell joins the VM's cgroup and execs the rest: QEMU is in it from its first page.
       argv = ['/bin/sh', '-c', JOIN_CGROUPS_SCRIPT, 'uigniter-join-cgroup', ...cgroupProcs, '--', ...argv];
