@@ -33,7 +33,7 @@ export async function sampleProcess(pid: number): Promise<ProcessSample | null> 
 }
 
 /** Percent of one core used between two samples taken `ms` apart. */
-export function cpuPercent(before: ProcessSample, after: ProcessSample, ms: number): number {
+export function cpuPercent(before: Pick<ProcessSample, 'cpuTicks'>, after: Pick<ProcessSample, 'cpuTicks'>, ms: number): number {
   if (ms <= 0) return 0;
   const seconds = (after.cpuTicks - before.cpuTicks) / TICKS_PER_SECOND;
   return Math.max(0, (seconds * 1000 * 100) / ms);

@@ -78,7 +78,7 @@ export class UsageMeter {
       this.entries.set(vm.id, { ...prev, pssMiB, at: now });
       return;
     }
-    const cpuPct = prev && prev.pid === pid ? cpuPercent({ cpuTicks: prev.cpuTicks, rssBytes: 0 }, { cpuTicks: s.cpuTicks, rssBytes: 0 }, now - prev.cpuAt) : null;
+    const cpuPct = prev && prev.pid === pid ? cpuPercent(prev, s, now - prev.cpuAt) : null;
     this.entries.set(vm.id, { pid, cpuTicks: s.cpuTicks, cpuAt: now, pssMiB, cpuPct, at: now });
   }
 
