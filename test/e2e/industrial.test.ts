@@ -23,6 +23,7 @@ describe('industrial example as microVMs', () => {
   const scenario = async (name: ScenarioName): Promise<ScenarioReport> => {
     const r = await runScenario(name, target);
     log(`${name}: loop p50 ${r.loopLatencyMs.p50} ms, p99 ${r.loopLatencyMs.p99} ms, ${r.deadlineMisses} misses, failover ${r.failoverMs} ms, alarms ${JSON.stringify(r.alarms.map((a) => [a.kind, a.handledMs, a.wokeFromZero]))}`);
+    if (r.deadlineMisses > 0) log(`${name}: misses at ${String(r.details['missesAt'])}`);
     assert.deepEqual(r.failures, [], `${name}: the plant's trajectory met every bound`);
     assert.ok(r.loopLatencyMs.count > 0, 'the plant measured loops');
     return r;

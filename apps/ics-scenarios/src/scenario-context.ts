@@ -11,6 +11,8 @@ import type { TracePoint } from './trajectory.js';
 /** GET /latency of the plant. */
 export interface LatencyReport extends LatencySummary {
   now: number;
+  /** The latest misses (plant time), late ones with their latency. */
+  misses: { t: number; kind: 'late' | 'no-command'; latencyMs?: number }[];
 }
 
 export interface ControllerStatus {

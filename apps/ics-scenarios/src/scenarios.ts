@@ -1,5 +1,5 @@
 import { DEFAULT_SETPOINTS, LEVEL_LIMITS, TANK_HEIGHT_M } from '@uigniter-demo/ics-common/process-limits';
-import { ScenarioContext, getJson, sleep } from './scenario-context.js';
+import { ScenarioContext, getJson, sleep, type LatencyReport } from './scenario-context.js';
 import type { AlarmReport, ScenarioReport, ScenarioTarget } from './scenario-target.js';
 import { commandsIn, maxDeviation, maxOf, overshoot, settlingTimeMs, type TracePoint } from './trajectory.js';
 
@@ -65,10 +65,17 @@ export async function runScenario(name: ScenarioName, target: ScenarioTarget): P
     withinLimits,
     maxLevel: Math.round(maxLevel * 1000) / 1000,
     levelLimit,
-    details: { ...ctx.details, lateCommands: latency?.late ?? 0, noCommandGaps: latency?.noCommand ?? 0 },
+    details: { ...ctx.details, lateCommands: latency?.late ?? 0, noCommandGaps: latency?.noCommand ?? 0, missesAt: missTimes(latency, t0) },
   };
   ctx.log(`scenario ${name}: ${report.passed ? 'passed' : `FAILED: ${report.failures.join('; ')}`}`);
   return report;
+}
+
+/** When the misses happened, in seconds after the scenario's start: "3.2s late 1210ms, 4.0s gap". */
+function missTimes(latency: LatencyReport | undefined, t0: number): string {
+  return (latency?.misses ?? [])
+    .map((m) => `${((m.t - t0) / 1000).toFixed(1)}s ${m.kind === 'late' ? `late ${Math.round(m.latencyMs ?? 0)}ms` : 'gap'}`)
+    .join(', ');
 }
 
 /** In a quiet scenario almost every loop meets the deadline. */
