@@ -57,6 +57,7 @@ export const RunBody = Type.Object(
     ),
     stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
     readOnly: Type.Optional(Type.Boolean({ description: 'run the image with no writable layer over its root: writes to / fail (EROFS); /tmp, /run and volumes stay writable' })),
+    codeCacheMiB: Type.Optional(Type.Integer({ minimum: 16, maximum: 1024, description: "the bound of the VMM's translation cache under TCG, MiB (default 32; KVM has none): a busy guest needs more" })),
   },
   { additionalProperties: false, $id: 'RunRequest' },
 );
@@ -102,6 +103,7 @@ export const VmView = Type.Object(
     ports: Type.Array(Type.Object({ hostAddr: Type.String(), hostPort: Type.Integer(), guestPort: Type.Integer() })),
     volumes: Type.Array(Type.Object({ name: Type.String(), mountPath: Type.String(), sizeMiB: Type.Integer(), readOnly: Type.Boolean() })),
     readOnly: Type.Boolean({ description: 'its root is the image alone, not writable' }),
+    codeCacheMiB: Type.Union([Type.Integer(), Type.Null()], { description: "the translation cache's bound asked for under TCG, MiB (null: the driver's default)" }),
     pid: Type.Union([Type.Integer(), Type.Null()]),
     boots: Type.Integer(),
     bootMs: Type.Union([Type.Integer(), Type.Null()]),

@@ -23,6 +23,7 @@ export function vmView(vm: VmRecord): VmView {
     ports: vm.spec.ports.map((p) => ({ hostAddr: p.hostAddr, hostPort: p.hostPort, guestPort: p.guestPort })),
     volumes: vm.spec.volumes,
     readOnly: vm.spec.readOnly === true,
+    codeCacheMiB: vm.spec.codeCacheMiB ?? null,
     pid: vm.pid,
     boots: vm.boots,
     bootMs: vm.bootMs,

@@ -107,6 +107,7 @@ export async function launchSpecFor(
     hostname: vm.hostname,
     vcpus: spec.vcpus,
     memMiB: spec.memMiB,
+    ...(spec.codeCacheMiB !== undefined ? { codeCacheMiB: spec.codeCacheMiB } : {}),
     kernel,
     initrd,
     disks,

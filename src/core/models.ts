@@ -74,6 +74,13 @@ export interface VmSpec {
    * every writable VM, so their template keys stay as they were) means false.
    */
   readOnly?: boolean;
+  /**
+   * The bound of the VMM's translation cache under TCG, MiB (absent: the driver's default;
+   * KVM has no such cache). A busy guest whose code outgrows the cache has it flushed and
+   * translated again and again; an idle one fills what it runs, so a small bound keeps it
+   * small. Not part of the template key: the cache is the VMM's, not the guest's.
+   */
+  codeCacheMiB?: number;
 }
 
 export type VmState = 'creating' | 'booting' | 'running' | 'paused' | 'stopping' | 'suspended' | 'stopped' | 'failed';

@@ -42,6 +42,8 @@ export interface LaunchSpec {
   consoleLog: string;
   /** Show kernel messages on the console. */
   verbose?: boolean;
+  /** The translation cache's bound under TCG, MiB (absent: the driver's default). */
+  codeCacheMiB?: number;
 }
 
 export interface VmmExit {
@@ -73,6 +75,12 @@ export interface VmmProcess {
   openAgent(): Promise<Duplex>;
   /** Stops watching the VM and leaves it running (daemon shutdown without stopping VMs). */
   detach(): void;
+  /**
+   * Bytes the VMM may still add by itself, beyond what it holds now (QEMU under TCG fills
+   * its translation cache up to a bound as the guest runs new code); 0 when it has nothing
+   * of the kind, null when the process is gone. Admission keeps this room free.
+   */
+  growthBytes(): Promise<number | null>;
 }
 
 /**

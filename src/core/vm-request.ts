@@ -21,10 +21,24 @@ export interface CreateVmRequest {
   stopTimeoutMs?: number;
   /** Run the image with no writable overlay over its root (the original Uigniter's read_only). */
   readOnly?: boolean;
+  /** The VMM's translation cache under TCG, MiB (absent: the driver's default). */
+  codeCacheMiB?: number;
 }
 
 export const DEFAULT_VOLUME_MIB = 1024;
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+/** What a VM may ask of TCG's translation cache, MiB: below 16 a booting guest thrashes it. */
+export const CODE_CACHE_MIB = { min: 16, max: 1024 } as const;
+
+/** The code cache asked for, checked; `{}` when none was. */
+function codeCache(req: CreateVmRequest): Pick<VmSpec, 'codeCacheMiB'> {
+  const n = req.codeCacheMiB;
+  if (n === undefined) return {};
+  if (!Number.isInteger(n) || n < CODE_CACHE_MIB.min || n > CODE_CACHE_MIB.max) {
+    throw invalid('codeCacheMiB', `codeCacheMiB must be an integer from ${CODE_CACHE_MIB.min} to ${CODE_CACHE_MIB.max}`);
+  }
+  return { codeCacheMiB: n };
+}
 const MOUNT_PATH = /^\/[A-Za-z0-9._/-]*$/;
 const RESERVED_MOUNTS = ['/', '/proc', '/sys', '/dev', '/tmp', '/run', '/app', '/usr', '/lib', '/lib64', '/bin', '/etc'];
 
@@ -83,11 +97,11 @@ export function specFromRequest(req: CreateVmRequest, image: ImageManifest, name
   if (disks > driver.maxDisks) {
     throw invalid('volumes', `image ${image.name}:${image.tag} has ${image.layers.length} layer disks; with ${vols.length} volumes and the config drive that is ${disks} disks, and driver ${driver.name} gives a VM at most ${driver.maxDisks}`);
   }
-  const spec: VmSpec = { image: `${image.name}:${image.tag}`, driver: driver.name, name, vcpus, memMiB, args, env, ports, volumes: vols, stopTimeoutMs };
+  const spec: VmSpec = { image: `${image.name}:${image.tag}`, driver: driver.name, name, vcpus, memMiB, args, env, ports, volumes: vols, stopTimeoutMs, ...codeCache(req) };
   return req.readOnly === true ? { ...spec, readOnly: true } : spec;
 }
 
-/** A clone's spec: the snapshot's, with the clone's own name, ports and stop timeout. */
+/** A clone's spec: the snapshot's, with the clone's own name, ports, stop timeout and (a new VMM's) code cache. */
 export function cloneSpec(req: CreateVmRequest, from: VmSpec, name: string): VmSpec {
   for (const f of ['image', 'boot', 'driver', 'vcpus', 'memMiB', 'args', 'env', 'volumes', 'readOnly'] as const) {
     if (req[f] !== undefined) throw invalid(f, `${f} cannot be set for a clone: it runs with the snapshot's (${f === 'volumes' ? 'snapshots carry no volumes' : 'its memory holds them'})`);
@@ -96,5 +110,5 @@ export function cloneSpec(req: CreateVmRequest, from: VmSpec, name: string): VmS
   const ports: PortMapping[] = (req.ports ?? []).map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, hostAddr: p.hostAddr ?? '127.0.0.1', protocol: 'tcp' }));
   checkPorts(ports);
   const stopTimeoutMs = req.stopTimeoutMs ?? from.stopTimeoutMs;
-  return { ...from, name, ports, volumes: [], stopTimeoutMs };
+  return { ...from, name, ports, volumes: [], stopTimeoutMs, ...codeCache(req) };
 }

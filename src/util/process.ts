@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 /**
  * Whether a process exists and is not a zombie. kill(pid, 0) alone succeeds for a zombie
@@ -19,4 +20,10 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The argv of a running process, split; empty when it is gone. */
+export async function processArgv(pid: number): Promise<string[]> {
+  const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return raw ? raw.replace(/\0$/, '').split('\0') : [];
 }

@@ -50,6 +50,7 @@ describe('API input checking', () => {
     ['a bad stop timeout', 'POST', '/vm/taken/stop?timeout=-1', '', 400, 'invalid_argument', 'timeout', /timeout/],
     ['an oversized body', 'POST', '/vm/run', JSON.stringify({ image: 'hello', env: { BIG: 'x'.repeat(100_000) } }), 413, 'payload_too_large', undefined, /too large/],
     ['readOnly as a string', 'POST', '/vm/run', JSON.stringify({ image: 'hello', readOnly: 'yes' }), 400, 'invalid_argument', 'readOnly', /readOnly/],
+    ['a code cache too small', 'POST', '/vm/run', JSON.stringify({ image: 'hello', codeCacheMiB: 8 }), 400, 'invalid_argument', 'codeCacheMiB', /codeCacheMiB/],
     ['a legacy read_only as a string', 'POST', '/vm/run', JSON.stringify({ image_name: 'hello', read_only: 'true' }), 400, 'invalid_argument', 'read_only', /read_only must be a boolean/],
     ['a legacy body with an unknown field', 'POST', '/vm/run', JSON.stringify({ image_name: 'hello', memory: 5 }), 400, 'invalid_argument', 'memory', /unknown field 'memory'/],
     ['an image build from a relative path', 'POST', '/images', JSON.stringify({ path: 'apps/x', name: 'x' }), 400, 'invalid_argument', 'path', /must be absolute/],

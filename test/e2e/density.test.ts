@@ -4,6 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { ApiError, type VmView } from '../../src/client/client.js';
 import { buildFixture, guestGet, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { codeCacheResidentKiB } from '../../src/drivers/qemu/code-cache.js';
 import { basename } from 'node:path';
 import { Paths } from '../../src/util/paths.js';
 import { cli, FIXTURES, qemuProcesses } from '../helpers.js';
@@ -56,6 +58,27 @@ describe('a host filled to its memory limit', () => {
     for (const vm of started.splice(-2)) await d.client.remove(vm.name, { force: true });
     const again = await d.client.run({ image: 'hello', name: 'again', memMiB: 128, boot: 'cold' });
     assert.equal((await guestGet<{ hostname: string }>(again.ip!, '/')).hostname, 'again');
+  });
+
+  it("sizes a VM's translation cache as asked, and counts the room it has left as memory in use", async () => {
+    for (const vm of await d.client.list()) await d.client.remove(vm.name, { force: true });
+    // An idle VM fills about 100 MiB of a cache it may grow to 1 GiB: the rest is room its
+    // VMM may still take without asking, and it counts against the 1024 MiB limit.
+    const big = await d.client.run({ image: 'hello', name: 'bigcache', memMiB: 128, boot: 'cold', codeCacheMiB: 1024 });
+    assert.equal(big.codeCacheMiB, 1024);
+    const smaps = await readFile(`/proc/${big.pid}/smaps`, 'utf8');
+    const resident = codeCacheResidentKiB(smaps, 1024);
+    assert.ok(resident !== null && resident > 0, `QEMU mapped a 1 GiB cache (holding ${resident} KiB)`);
+    assert.equal(codeCacheResidentKiB(smaps, 32), null, 'and not the default 32 MiB one');
+    const refused = await d.client.run({ image: 'hello', name: 'next', memMiB: 128, boot: 'cold' }).then(() => null, (e: unknown) => e);
+    assert.ok(refused instanceof ApiError && refused.status === 429 && refused.field === 'memMiB', `refused: ${String(refused)}`);
+    const used = Number(/its 1 VM uses (\d+) MiB/.exec(refused.message)?.[1]);
+    assert.ok(used > 1024 - 128, `the one VM counts its room to grow: ${used} MiB (${Math.round(resident / 1024)} MiB of cache held)`);
+    // Positive control: without it, the same create fits.
+    await d.client.remove('bigcache', { force: true });
+    const next = await d.client.run({ image: 'hello', name: 'next', memMiB: 128, boot: 'cold' });
+    assert.equal(next.codeCacheMiB, null, 'the default cache');
+    assert.equal((await guestGet<{ hostname: string }>(next.ip!, '/')).hostname, 'next');
   });
 
   it("leaves none of its VMs' cgroups behind once cleaned up", async () => {

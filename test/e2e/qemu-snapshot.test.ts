@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ImageManifest } from '../../src/core/models.js';
 import type { LaunchSpec, VmmProcess, VmmSnapshot } from '../../src/core/ports.js';
 import { QemuVmm } from '../../src/drivers/qemu/qemu-vmm.js';
+import { TCG_CODE_CACHE_MIB } from '../../src/drivers/qemu/command-line.js';
 import { writeConfigDrive } from '../../src/guest/config-drive.js';
 import { ImageStore } from '../../src/images/image-store.js';
 import { Paths } from '../../src/util/paths.js';
@@ -218,6 +219,18 @@ describe('QEMU driver: pause, snapshot, restore (real QEMU)', () => {
     assert.ok(await answers(originPort));
   });
 
+  it("tells how far its VMM may still grow: under TCG a clone's translation cache holds some code and has room left", async () => {
+    const bound = TCG_CODE_CACHE_MIB * 1024 * 1024;
+    for (const c of clones) {
+      const room = await c.proc.growthBytes();
+      assert.ok(room !== null, 'a running VMM is read');
+      if (snap.compat.includes(' kvm ')) assert.equal(room, 0, 'KVM has no translation cache');
+      // The cache starts empty at the restore and has since run the guest's resume and HTTP
+      // answers: less room than the whole bound (which is also what an unfound cache counts).
+      else assert.ok(room > 0 && room < bound, `room ${room} of ${bound}`);
+    }
+  });
+
   it('opens the agent channel of a clone', async () => {
     const channel = await clones[0]!.proc.openAgent();
     try {
@@ -317,6 +330,9 @@ describe('QEMU driver: pause, snapshot, restore (real QEMU)', () => {
     assert.deepEqual([s4.memory, s4.compat], ['file', snap.compat]);
     await adopted.resume();
     await ticksGoOn(origin);
+    // The adopted VMM's cache bound comes from its own command line.
+    const room = await adopted.growthBytes();
+    assert.ok(room !== null && room >= 0 && room <= TCG_CODE_CACHE_MIB * 1024 * 1024, `room ${room}`);
   });
 
   it('kills everything: no process, socket or RAM file is left', async () => {
@@ -326,6 +342,7 @@ describe('QEMU driver: pause, snapshot, restore (real QEMU)', () => {
     for (const c of clones) await assertGone(c.spec);
     assert.deepEqual(await ramFiles(), []);
     assert.deepEqual(await qemuProcesses(home), []);
+    assert.equal(await originProc.growthBytes(), null, 'a VMM that is gone has no figure');
     clones = [];
   });
 });

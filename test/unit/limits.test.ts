@@ -24,7 +24,7 @@ function view(usage: Map<string, VmUsage>, hostAvailableMiB: number | null = nul
 describe('limits count what VMs use', () => {
   it('running VMs count their measured memory, booting ones their full size', () => {
     const running = Array.from({ length: 7 }, () => vm('running'));
-    const measured = new Map(running.map((v) => [v.id, { pssMiB: 100, cpuPct: 0.3, at: 0 }]));
+    const measured = new Map(running.map((v) => [v.id, { pssMiB: 100, cpuPct: 0.3, growthMiB: 0, at: 0 }]));
     const cpus = { ...limits, maxVcpus: 64 };
     // 7 x 128 = 896 by size: a 128 MiB newcomer would not fit in 1000; by use (700) it does.
     assert.throws(() => checkLimits(running, cpus, 1, 128, true), limited('memMiB'));
@@ -40,7 +40,7 @@ describe('limits count what VMs use', () => {
 
   it('idle running VMs count the cores they burn, paused ones none, booting ones their vCPUs', () => {
     const idle = Array.from({ length: 20 }, () => vm('running'));
-    const measured = new Map<string, VmUsage>(idle.map((v) => [v.id, { pssMiB: 20, cpuPct: 0.5, at: 0 }]));
+    const measured = new Map<string, VmUsage>(idle.map((v) => [v.id, { pssMiB: 20, cpuPct: 0.5, growthMiB: 0, at: 0 }]));
     // 20 idle VMs at 0.5% of a core each: 0.1 of a vCPU in use out of 4.
     checkLimits(idle, limits, 2, 64, true, view(measured));
     const paused = [vm('paused', 64, 4), vm('paused', 64, 4)];
@@ -49,13 +49,13 @@ describe('limits count what VMs use', () => {
     assert.throws(() => checkLimits([...idle, ...booting], limits, 2, 64, true, view(measured)), limited('vcpus'));
     // Measured once only (no CPU figure yet): it counts its vCPUs.
     const fresh = vm('running', 64, 2);
-    measured.set(fresh.id, { pssMiB: 50, cpuPct: null, at: 0 });
+    measured.set(fresh.id, { pssMiB: 50, cpuPct: null, growthMiB: 0, at: 0 });
     assert.throws(() => checkLimits([...idle, fresh], limits, 3, 64, true, view(measured)), limited('vcpus'));
   });
 
   it("keeps the host's free memory: a VM that would leave less than minFreeMiB is refused", () => {
     const running = [vm('running')];
-    const measured = new Map(running.map((v) => [v.id, { pssMiB: 10, cpuPct: 0, at: 0 }]));
+    const measured = new Map(running.map((v) => [v.id, { pssMiB: 10, cpuPct: 0, growthMiB: 0, at: 0 }]));
     checkLimits(running, limits, 1, 128, true, view(measured, 700));
     assert.throws(() => checkLimits(running, limits, 1, 128, true, view(measured, 600)), (e: unknown) => {
       assert.ok(limited('memMiB')(e));
@@ -64,6 +64,27 @@ describe('limits count what VMs use', () => {
     });
     // A VM still booting has not touched its memory yet: it is promised out of what is available.
     assert.throws(() => checkLimits([...running, vm('booting', 128)], limits, 1, 128, true, view(measured, 700)), limited('memMiB'));
+  });
+
+  it('running VMs keep room for their VMMs to grow, against the limit and the host floor', () => {
+    const running = Array.from({ length: 4 }, () => vm('running'));
+    const still = new Map(running.map((v) => [v.id, { pssMiB: 100, cpuPct: 0, growthMiB: 0, at: 0 }]));
+    const growing = new Map(running.map((v) => [v.id, { pssMiB: 100, cpuPct: 0, growthMiB: 30, at: 0 }]));
+    // The limit: 4 x 100 + 128 fits in 600; with 30 MiB of room each (520 + 128) it does not.
+    const six = { ...limits, maxMemMiB: 600 };
+    checkLimits(running, six, 1, 128, true, view(still));
+    assert.throws(() => checkLimits(running, six, 1, 128, true, view(growing)), (e: unknown) => {
+      assert.ok(limited('memMiB')(e));
+      assert.match((e as Error).message, /its 4 VMs use 520 MiB \(measured for running VMs with room for their VMMs to grow/);
+      return true;
+    });
+    // The host floor: 700 available - 128 leaves 572 >= 500; minus 4 x 30 of room it leaves 452.
+    checkLimits(running, limits, 1, 128, true, view(still, 700));
+    assert.throws(() => checkLimits(running, limits, 1, 128, true, view(growing, 700)), (e: unknown) => {
+      assert.ok(limited('memMiB')(e));
+      assert.match((e as Error).message, /700 MiB available, 0 MiB of it promised to VMs that are booting, 120 MiB kept for running VMMs to grow\)/);
+      return true;
+    });
   });
 
   it('the VM count is a limit of its own', () => {
@@ -78,11 +99,12 @@ describe('the usage meter', () => {
     const records = Object.assign(new EventEmitter(), { list: (): VmRecord[] => [] }) as unknown as VmRecords;
     let ticks = 0;
     const sampler: ProcessSampler = async () => ({ cpuTicks: ticks, pssBytes: 100 * 1024 * 1024 });
-    const meter = new UsageMeter(records, sampler);
+    let room: number | null = 8 * 1024 * 1024;
+    const meter = new UsageMeter(records, sampler, async () => room);
     const v = vm('running');
     assert.equal(meter.get(v), null);
     await meter.measure(v);
-    assert.deepEqual({ ...meter.get(v), at: 0 }, { pssMiB: 100, cpuPct: null, at: 0 });
+    assert.deepEqual({ ...meter.get(v), at: 0 }, { pssMiB: 100, cpuPct: null, growthMiB: 8, at: 0 });
     // Too soon for a CPU figure: the memory is updated, the CPU stays unknown.
     ticks = 50;
     await meter.measure(v);
@@ -91,6 +113,10 @@ describe('the usage meter', () => {
     ticks = 60;
     await meter.measure(v);
     const pct = meter.get(v)!.cpuPct!;
+    // A VMM whose room cannot be read (it is gone) keeps its last measurement.
+    room = null;
+    await meter.measure(v);
+    assert.equal(meter.get(v)?.growthMiB, 8);
     // 60 ticks (0.6 s) of CPU over ~0.45 s (more if the timer fired late): about a core and a third.
     assert.ok(pct > 60 && pct < 140, `cpu ${pct}`);
     assert.equal(meter.get({ ...v, pid: v.pid! + 1 }), null, 'a new VMM of the VM is not the one measured');

@@ -41,6 +41,9 @@ describe('QEMU command line', () => {
     assert.ok(tcg.includes('virtio-net-device,netdev=n0,mac=52:55:ac:1e:00:05'));
     const kvm = qemuArgs(spec, { binary: 'qemu', accel: 'kvm', tscKhz: null });
     assert.ok(kvm.join(' ').includes('-accel kvm -cpu host'));
+    // A VM that asks for a bigger cache gets it under TCG; KVM has none to size.
+    assert.ok(qemuArgs({ ...spec, codeCacheMiB: 64 }, { binary: 'qemu', accel: 'tcg', tscKhz: null }).join(' ').includes('-accel tcg,tb-size=64 -cpu max'));
+    assert.ok(qemuArgs({ ...spec, codeCacheMiB: 64 }, { binary: 'qemu', accel: 'kvm', tscKhz: null }).join(' ').includes('-accel kvm -cpu host'));
   });
 
   it('forwards published ports on user-mode networking with restrict=on', () => {

@@ -50,12 +50,25 @@ describe('VM specs from requests', () => {
     }
   });
 
+  it('a code cache is in the spec only when asked for, within 16-1024 MiB; a clone may ask for its own', () => {
+    assert.equal(specFromRequest({ image: 'app', codeCacheMiB: 64 }, image, 'x', qemu).codeCacheMiB, 64);
+    assert.ok(!('codeCacheMiB' in specFromRequest({ image: 'app' }, image, 'x', qemu)));
+    for (const bad of [8, 2048, 48.5, '64' as unknown as number]) {
+      assert.throws(() => specFromRequest({ image: 'app', codeCacheMiB: bad }, image, 'x', qemu), field('codeCacheMiB'), `refuses ${String(bad)}`);
+    }
+    const from = specFromRequest({ image: 'app', codeCacheMiB: 64 }, image, 'src', qemu);
+    assert.equal(cloneSpec({ snapshot: 's' }, from, 'c1').codeCacheMiB, 64, "a clone keeps its snapshot's");
+    assert.equal(cloneSpec({ snapshot: 's', codeCacheMiB: 128 }, from, 'c1').codeCacheMiB, 128, 'the cache is the new VMM\'s: a clone may size its own');
+    assert.throws(() => cloneSpec({ snapshot: 's', codeCacheMiB: 4 }, from, 'c1'), field('codeCacheMiB'));
+  });
+
   it('a template key changes with everything that shapes a booted VM, and only that', () => {
     const base = specFromRequest({ image: 'app', env: { A: '1', B: '2' } }, image, 'one', qemu);
     const k = templateKey(image, base);
     assert.equal(templateKey(image, { ...base, name: 'two', ports: [{ hostPort: 1, guestPort: 2, hostAddr: '127.0.0.1', protocol: 'tcp' }], stopTimeoutMs: 1 }), k, 'name, ports and stop timeout are the clone\'s own');
     assert.equal(templateKey(image, { ...base, env: { B: '2', A: '1' } }), k, 'env order does not matter');
     assert.equal(templateKey(image, { ...base, readOnly: false }), k, 'a writable root is the default: keys made before readOnly existed stay');
+    assert.equal(templateKey(image, { ...base, codeCacheMiB: 128 }), k, "the code cache is the VMM's, not the guest's");
     for (const changed of [{ ...base, env: { A: '1' } }, { ...base, args: ['x'] }, { ...base, vcpus: 2 }, { ...base, memMiB: 256 }, { ...base, driver: 'other' }, { ...base, readOnly: true }]) {
       assert.notEqual(templateKey(image, changed), k);
     }

@@ -76,9 +76,10 @@ export function registerRemote(program: Command): void {
     .option('-v, --volume <name:/path[:MiB][:ro]>', 'persistent volume (repeatable)', collect, [])
     .option('--stop-timeout <s>', 'seconds the app gets after SIGTERM', int)
     .option('--read-only', 'no writable layer over the root: writes to / fail (EROFS); /tmp, /run and volumes stay writable')
+    .option('--code-cache <MiB>', "bound of the VMM's translation cache under TCG (default 32; a busy guest needs more)", int)
     .option('-d, --detach', 'answer once the VM is launched, without waiting for the app to be ready')
     .option('--json', 'JSON output')
-    .action(async (image: string | undefined, args: string[], o: { name?: string; snapshot?: string; boot?: string; mem?: number; vcpus?: number; publish: string[]; env: string[]; volume: string[]; stopTimeout?: number; readOnly?: boolean; detach?: boolean; json?: boolean }) => {
+    .action(async (image: string | undefined, args: string[], o: { name?: string; snapshot?: string; boot?: string; mem?: number; vcpus?: number; publish: string[]; env: string[]; volume: string[]; stopTimeout?: number; readOnly?: boolean; codeCache?: number; detach?: boolean; json?: boolean }) => {
       if (o.boot !== undefined && !['auto', 'cold', 'template'].includes(o.boot)) throw invalid('boot', `--boot must be auto, cold or template, not '${o.boot}'`);
       if ((image === undefined) === (o.snapshot === undefined)) throw invalid('image', 'give an image, or --snapshot NAME to clone a snapshot');
       const body: RunBody = {
@@ -94,6 +95,7 @@ export function registerRemote(program: Command): void {
         ...(o.volume.length ? { volumes: o.volume.map(parseVolumeFlag) } : {}),
         ...(o.stopTimeout !== undefined ? { stopTimeoutMs: o.stopTimeout * 1000 } : {}),
         ...(o.readOnly ? { readOnly: true } : {}),
+        ...(o.codeCache !== undefined ? { codeCacheMiB: o.codeCache } : {}),
       };
       printVm(await (await connect()).run(body, o.detach ? 'launched' : 'ready'), o.json);
     });

@@ -50,7 +50,7 @@ export class Fleet {
       afterStep: (name) => o.faults?.(name),
       onUndoError: (name, e) => o.log(`undo of step ${name} failed: ${messageOf(e)}`),
     };
-    this.usage = new UsageMeter(this.records, o.sampler);
+    this.usage = new UsageMeter(this.records, o.sampler, async (vm) => (await this.supervisor.context(vm.id)?.process?.growthBytes()) ?? 0);
     this.usageView = { usage: (vm) => this.usage.get(vm), hostAvailableMiB };
     this.supervisor = new Supervisor(this.records, this.deps, this.locks, this.hooks, (id) => this.runDir(id));
   }

@@ -11,7 +11,8 @@ export interface ManagerLimits {
    */
   maxVcpus: number;
   /**
-   * Memory in use, MiB: a running or paused VM counts what its VMM holds (PSS, measured),
+   * Memory in use, MiB: a running or paused VM counts what its VMM holds (PSS, measured)
+   * plus what the VMM may still add by itself (TCG's translation cache up to its bound),
    * one that boots (or was not measured yet) the memory it was given.
    */
   maxMemMiB: number;
@@ -28,11 +29,19 @@ export interface UsageView {
 
 const UNMEASURED: UsageView = { usage: () => null, hostAvailableMiB: () => null };
 
-/** What one VM counts against the memory limit, MiB. */
+/** Whether a VM counts its measurement (running or paused, and measured in this boot). */
+function measured(vm: VmRecord, u: VmUsage | null): u is VmUsage {
+  return (vm.state === 'running' || vm.state === 'paused') && u !== null;
+}
+
+/**
+ * What one VM counts against the memory limit, MiB: what it holds and what its VMM may
+ * still add by itself (a clone's translation cache grows for half an hour after its create,
+ * and a host filled on what VMs held at their creates ran out of memory a minute later).
+ */
 export function memoryInUse(vm: VmRecord, u: VmUsage | null): number {
   if (!isActive(vm.state)) return 0;
-  const measured = (vm.state === 'running' || vm.state === 'paused') && u !== null;
-  return measured ? u.pssMiB : vm.spec.memMiB;
+  return measured(vm, u) ? u.pssMiB + u.growthMiB : vm.spec.memMiB;
 }
 
 /** What one VM counts against the vCPU limit. */
@@ -60,18 +69,23 @@ export function checkLimits(all: VmRecord[], l: ManagerLimits, vcpus: number, me
   if (mem + memMiB > l.maxMemMiB) {
     throw new UigniterError(
       'limit_exceeded',
-      `${memMiB} MiB more memory would exceed the daemon's limit of ${l.maxMemMiB} MiB: ${vmsUse(up.length)} ${Math.round(mem)} MiB (measured for running VMs, their full size for booting ones)`,
+      `${memMiB} MiB more memory would exceed the daemon's limit of ${l.maxMemMiB} MiB: ${vmsUse(up.length)} ${Math.round(mem)} MiB (measured for running VMs with room for their VMMs to grow, their full size for booting ones)`,
       'memMiB',
     );
   }
   // The host's own figure knows what the VMs do not (snapshots on tmpfs, other programs),
-  // but not yet what the VMs that boot now will touch: those count their full size.
+  // but not yet what the VMs that boot now will touch (those count their full size), nor
+  // what running VMMs will still add by themselves.
   const avail = view.hostAvailableMiB();
-  const pending = up.filter((v) => view.usage(v) === null).reduce((s, v) => s + v.spec.memMiB, 0);
-  if (avail !== null && avail - pending - memMiB < l.minFreeMiB) {
+  const pending = up.filter((v) => !measured(v, view.usage(v))).reduce((s, v) => s + v.spec.memMiB, 0);
+  const growth = up.reduce((s, v) => {
+    const u = view.usage(v);
+    return s + (measured(v, u) ? u.growthMiB : 0);
+  }, 0);
+  if (avail !== null && avail - pending - growth - memMiB < l.minFreeMiB) {
     throw new UigniterError(
       'limit_exceeded',
-      `${memMiB} MiB more memory would leave the host less than the ${l.minFreeMiB} MiB it keeps free (${Math.round(avail)} MiB available, ${pending} MiB of it promised to VMs that are booting)`,
+      `${memMiB} MiB more memory would leave the host less than the ${l.minFreeMiB} MiB it keeps free (${Math.round(avail)} MiB available, ${pending} MiB of it promised to VMs that are booting, ${Math.round(growth)} MiB kept for running VMMs to grow)`,
       'memMiB',
     );
   }

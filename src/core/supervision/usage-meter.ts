@@ -8,12 +8,17 @@ export interface VmUsage {
   pssMiB: number;
   /** Percent of one core the VMM used between its last two samples; null after the first. */
   cpuPct: number | null;
+  /** What the VMM may still add by itself, MiB (TCG's translation cache up to its bound). */
+  growthMiB: number;
   /** When it was measured (ms since the epoch). */
   at: number;
 }
 
 /** Reads one process: CPU time in ticks (USER_HZ) and PSS in bytes; null when it is gone. */
 export type ProcessSampler = (pid: number) => Promise<{ cpuTicks: number; pssBytes: number } | null>;
+
+/** What a VM's VMM may still add by itself, bytes (its driver knows); null when it is gone. */
+export type GrowthReader = (vm: VmRecord) => Promise<number | null>;
 
 export const procSampler: ProcessSampler = async (pid) => {
   const [p, pss] = await Promise.all([sampleProcess(pid), processPssBytes(pid)]);
@@ -49,6 +54,7 @@ export class UsageMeter {
   constructor(
     private readonly records: VmRecords,
     private readonly sampler: ProcessSampler = procSampler,
+    private readonly growth: GrowthReader = async () => 0,
     opts: { tickMs?: number; refreshMs?: number; maxPerTick?: number } = {},
   ) {
     this.tickMs = opts.tickMs ?? 500;
@@ -61,25 +67,26 @@ export class UsageMeter {
   get(vm: VmRecord): VmUsage | null {
     const e = this.entries.get(vm.id);
     if (!e || vm.pid === null || e.pid !== vm.pid) return null;
-    return { pssMiB: e.pssMiB, cpuPct: e.cpuPct, at: e.at };
+    return { pssMiB: e.pssMiB, cpuPct: e.cpuPct, growthMiB: e.growthMiB, at: e.at };
   }
 
   /** Measures one VM now (a no-op for one without a VMM). */
   async measure(vm: VmRecord): Promise<void> {
     const pid = vm.pid;
     if (pid === null) return;
-    const s = await this.sampler(pid);
-    if (!s) return;
+    const [s, growthBytes] = await Promise.all([this.sampler(pid), this.growth(vm)]);
+    if (!s || growthBytes === null) return;
+    const growthMiB = growthBytes / 1024 / 1024;
     const now = Date.now();
     const prev = this.entries.get(vm.id);
     const pssMiB = s.pssBytes / 1024 / 1024;
     if (prev && prev.pid === pid && now - prev.cpuAt < MIN_CPU_WINDOW_MS) {
       // Too soon after the last sample for a CPU figure: a few ms hold no tick at all.
-      this.entries.set(vm.id, { ...prev, pssMiB, at: now });
+      this.entries.set(vm.id, { ...prev, pssMiB, growthMiB, at: now });
       return;
     }
     const cpuPct = prev && prev.pid === pid ? cpuPercent(prev, s, now - prev.cpuAt) : null;
-    this.entries.set(vm.id, { pid, cpuTicks: s.cpuTicks, cpuAt: now, pssMiB, cpuPct, at: now });
+    this.entries.set(vm.id, { pid, cpuTicks: s.cpuTicks, cpuAt: now, pssMiB, cpuPct, growthMiB, at: now });
   }
 
   start(): void {

@@ -62,7 +62,9 @@ export interface VmmJail {
  * code: a hello-app VM held 106 MiB of anonymous memory after boot, most of it this cache.
  * Measured here (4 idle VMs of 128 MiB, boot to ready / first request / PSS): 1024: 2.3-2.6 s,
  * 40-60 ms, 203 MiB; 64: 2.4-2.7 s, 40 ms, 185 MiB; 32: 2.5-2.7 s, 40-90 ms, 149 MiB;
- * 16: 4.3-4.9 s, 140-220 ms, 132 MiB (the cache thrashes). 32 is twice where it thrashes.
+ * 16: 4.3-4.9 s, 140-220 ms, 132 MiB (the cache thrashes). 32 is twice where it thrashes
+ * for an idle app; a busy one needs more, and asks (a VM's `codeCacheMiB`): the industrial
+ * example's six VMs used 127% of a core at 32 (loop p99 826 ms), 87% at 64 and 82% at 128.
  */
 export const TCG_CODE_CACHE_MIB = 32;
 
@@ -131,7 +133,7 @@ export function qemuArgs(spec: LaunchSpec, host: QemuHost, opts: QemuArgsOptions
   const args = [
     '-name', `uigniter-${spec.vmId},process=uigniter-${spec.vmId}`,
     '-M', `microvm,x-option-roms=off,acpi=off${mem ? ',memory-backend=mem' : ''}`,
-    ...(host.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${TCG_CODE_CACHE_MIB}`, '-cpu', 'max']),
+    ...(host.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${spec.codeCacheMiB ?? TCG_CODE_CACHE_MIB}`, '-cpu', 'max']),
     '-smp', String(spec.vcpus),
     '-m', `${spec.memMiB}M`,
   ];

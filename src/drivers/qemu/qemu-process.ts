@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UigniterError } from '../../core/errors.js';
 import type { VmmExit, VmmProcess, VmmSnapshot } from '../../core/ports.js';
 import { run } from '../../util/exec.js';
-import { processAlive as pidAlive } from '../../util/process.js';
+import { processAlive as pidAlive, processArgv } from '../../util/process.js';
+import { codeCacheBoundMiB, codeCacheRoomBytes } from './code-cache.js';
 import { AGENT_SOCKET, NETDEV_ID, type GuestMemory } from './command-line.js';
 import { receiveMigration, sendMigration, setMigration, waitForMigration, waitRunStateLeaves, type MigrationSocket } from './migration.js';
 import type { QmpClient } from './qmp-client.js';
@@ -68,6 +69,8 @@ export class QemuProcess implements VmmProcess {
   private watch: NodeJS.Timeout | null = null;
   private agent: Socket | null = null;
   private readonly qmp: QmpClient;
+  /** The translation cache's bound, MiB (null: KVM, none), from the command line; undefined: gone. */
+  private codeCacheBound: Promise<number | null | undefined> | undefined;
 
   private constructor(
     private readonly init: QemuProcessInit,
@@ -295,6 +298,17 @@ export class QemuProcess implements VmmProcess {
     if (this.watch) clearInterval(this.watch);
     this.agent?.destroy();
     this.qmp.close();
+  }
+
+  async growthBytes(): Promise<number | null> {
+    // The bound is read from the process's own command line: adopted VMs have no other record of it.
+    this.codeCacheBound ??= processArgv(this.pid).then((argv) => (argv.length ? codeCacheBoundMiB(argv) : undefined));
+    const bound = await this.codeCacheBound;
+    if (bound === undefined) {
+      this.codeCacheBound = undefined;
+      return null;
+    }
+    return bound === null ? 0 : codeCacheRoomBytes(this.pid, bound);
   }
 }
 

@@ -7,7 +7,7 @@ import { UigniterError } from '../../core/errors.js';
 import type { GuestAddress, LaunchSpec, Vmm, VmmCapabilities, VmmExit, VmmProcess, VmmSnapshot } from '../../core/ports.js';
 import { ConsoleTail } from '../../guest/console-tail.js';
 import { run, which } from '../../util/exec.js';
-import { processAlive as pidAlive } from '../../util/process.js';
+import { processAlive as pidAlive, processArgv as procArgv } from '../../util/process.js';
 import {
   AGENT_SOCKET,
   argvFacts,
@@ -47,12 +47,6 @@ export interface QemuVmmOptions {
 
 /** Where RAM files go when the daemon names no directory: one per user (`vm run` needs no root). */
 export const DEFAULT_MEM_DIR = process.getuid?.() ? `/dev/shm/uigniter-u${process.getuid()}` : '/dev/shm/uigniter';
-
-/** The argv of a running process, split. */
-async function procArgv(pid: number): Promise<string[]> {
-  const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return raw ? raw.replace(/\0$/, '').split('\0') : [];
-}
 
 /** QEMU processes of this driver running now, with what their command lines say. */
 async function runningQemus(): Promise<{ pid: number; facts: QemuArgvFacts }[]> {
