@@ -83,6 +83,7 @@ export function poolView(p: PoolStatus): PoolView {
     env: s.env,
     args: s.args,
     driver: s.driver,
+    codeCacheMiB: s.codeCacheMiB ?? null,
     size: p.pool.size,
     warm: p.pool.warm,
     service: p.pool.service,

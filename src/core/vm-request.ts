@@ -30,6 +30,11 @@ export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 /** What a VM may ask of TCG's translation cache, MiB: below 16 a booting guest thrashes it. */
 export const CODE_CACHE_MIB = { min: 16, max: 1024 } as const;
 
+/** A spec's code cache as request fields: `{}` for the default (a VM made from a pool's or a service's spec). */
+export function codeCacheOf(spec: Pick<VmSpec, 'codeCacheMiB'>): Pick<CreateVmRequest, 'codeCacheMiB'> {
+  return spec.codeCacheMiB !== undefined ? { codeCacheMiB: spec.codeCacheMiB } : {};
+}
+
 /** The code cache asked for, checked; `{}` when none was. */
 function codeCache(req: CreateVmRequest): Pick<VmSpec, 'codeCacheMiB'> {
   const n = req.codeCacheMiB;

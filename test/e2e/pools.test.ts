@@ -79,6 +79,18 @@ describe('warm pools', () => {
     await d.client.remove('handed', { force: true });
   });
 
+  it('a create that asks for another code cache takes no spare: the spare\'s VMM has the default one', async () => {
+    const spares = (await full(d, poolId, 2)).ready;
+    const vm = await d.client.run({ image: 'counter', name: 'own-cache', codeCacheMiB: 64 });
+    assert.notEqual(vm.origin, 'pool');
+    assert.equal(vm.codeCacheMiB, 64);
+    const argv = (await readFile(`/proc/${vm.pid}/cmdline`, 'utf8')).split('\0');
+    if (argv.includes('kvm')) assert.ok(!argv.some((a) => a.includes('tb-size')), 'KVM has no code cache');
+    else assert.ok(argv.includes('tcg,tb-size=64'), `its QEMU runs with the cache asked for: ${argv.join(' ')}`);
+    assert.deepEqual((await full(d, poolId, 2)).ready.sort(), spares.sort(), 'both spares are still there, paused');
+    await d.client.remove('own-cache', { force: true });
+  });
+
   it('a daemon SIGKILLed keeps its pool: the same spares are adopted, none added', async () => {
     const vmsBefore = (await d.client.list()).map((v) => `${v.id}:${v.state}`).sort();
     const pids = (await qemuProcesses(d.home)).sort();

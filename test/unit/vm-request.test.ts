@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { UigniterError } from '../../src/core/errors.js';
 import type { ImageManifest, VmSpec } from '../../src/core/models.js';
 import { templateKey } from '../../src/core/snapshots/template-key.js';
-import { cloneSpec, specFromRequest } from '../../src/core/vm-request.js';
+import { serviceSpecFrom } from '../../src/core/services/service-spec.js';
+import { cloneSpec, codeCacheOf, specFromRequest } from '../../src/core/vm-request.js';
 
 const image = {
   name: 'app',
@@ -60,6 +61,13 @@ describe('VM specs from requests', () => {
     assert.equal(cloneSpec({ snapshot: 's' }, from, 'c1').codeCacheMiB, 64, "a clone keeps its snapshot's");
     assert.equal(cloneSpec({ snapshot: 's', codeCacheMiB: 128 }, from, 'c1').codeCacheMiB, 128, 'the cache is the new VMM\'s: a clone may size its own');
     assert.throws(() => cloneSpec({ snapshot: 's', codeCacheMiB: 4 }, from, 'c1'), field('codeCacheMiB'));
+    // A service's replicas (and its pool's spares) carry the cache the service asks for.
+    const svc = { name: 'busy', image: 'app', replicas: { min: 0, max: 2 } };
+    assert.equal(serviceSpecFrom({ ...svc, codeCacheMiB: 128 }, image, qemu).vm.codeCacheMiB, 128);
+    assert.ok(!('codeCacheMiB' in serviceSpecFrom(svc, image, qemu).vm));
+    assert.throws(() => serviceSpecFrom({ ...svc, codeCacheMiB: 2000 }, image, qemu), field('codeCacheMiB'));
+    assert.deepEqual(codeCacheOf(from), { codeCacheMiB: 64 });
+    assert.deepEqual(codeCacheOf(specFromRequest({ image: 'app' }, image, 'x', qemu)), {});
   });
 
   it('a template key changes with everything that shapes a booted VM, and only that', () => {

@@ -4,7 +4,7 @@ import { invalid, messageOf, notFound } from '../errors.js';
 import type { PoolRecord, VmRecord } from '../models.js';
 import type { SnapshotService } from '../snapshots/snapshot-service.js';
 import type { Fleet } from '../supervision/fleet.js';
-import { specFromRequest } from '../vm-request.js';
+import { codeCacheOf, specFromRequest } from '../vm-request.js';
 import { isActive } from '../vm-state.js';
 import { resolveWarm, warmUp, type WarmRequest } from './warm-up.js';
 
@@ -15,6 +15,7 @@ export interface CreatePoolRequest {
   env?: Record<string, string>;
   args?: string[] | null;
   driver?: string;
+  codeCacheMiB?: number;
   size: number;
   warm?: WarmRequest;
   service?: string | null;
@@ -194,7 +195,7 @@ export class PoolService {
       const s = pool.spec;
       const name = `pool-${id}-${randomBytes(3).toString('hex')}`;
       const vm = await this.vms.create(
-        { image: s.image, vcpus: s.vcpus, memMiB: s.memMiB, env: s.env, args: s.args, driver: s.driver, name, stopTimeoutMs: s.stopTimeoutMs },
+        { image: s.image, vcpus: s.vcpus, memMiB: s.memMiB, env: s.env, args: s.args, driver: s.driver, name, stopTimeoutMs: s.stopTimeoutMs, ...codeCacheOf(s) },
         'ready',
         {},
         { pool: id },

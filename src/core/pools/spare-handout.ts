@@ -22,9 +22,12 @@ export async function takeSpare(
   remove: (id: string) => Promise<unknown>,
 ): Promise<VmRecord | null> {
   const key = templateKey(image, spec);
+  // The code cache is not in the template key (a restore may size its own), but a spare's
+  // VMM runs already: it fits only a create that asks for the cache it has.
+  const cache = spec.codeCacheMiB ?? null;
   const candidates = fleet.records
     .list()
-    .filter((v) => v.pool !== null && v.state === 'paused' && v.manifest.digest === image.digest && templateKey(v.manifest, v.spec) === key);
+    .filter((v) => v.pool !== null && v.state === 'paused' && v.manifest.digest === image.digest && templateKey(v.manifest, v.spec) === key && (v.spec.codeCacheMiB ?? null) === cache);
   for (const c of candidates) {
     const t0 = performance.now();
     let failed: unknown = null;

@@ -9,6 +9,7 @@ import type { Replica, ServiceGateway } from '../ports.js';
 import type { Fleet } from '../supervision/fleet.js';
 import { isActive } from '../vm-state.js';
 import { fetchNumber, probe } from './probe.js';
+import { codeCacheOf } from '../vm-request.js';
 
 export const TICK_MS = 500;
 /** A replica ready this long resets the crash back-off. */
@@ -202,7 +203,7 @@ export class ServiceController {
     this.pendingStarts.add(name);
     const t0 = performance.now();
     void this.vms
-      .create({ image: s.image, vcpus: s.vcpus, memMiB: s.memMiB, env: s.env, args: s.args, driver: s.driver, name, stopTimeoutMs: s.stopTimeoutMs }, 'ready', {}, { service: rec.spec.name })
+      .create({ image: s.image, vcpus: s.vcpus, memMiB: s.memMiB, env: s.env, args: s.args, driver: s.driver, name, stopTimeoutMs: s.stopTimeoutMs, ...codeCacheOf(s) }, 'ready', {}, { service: rec.spec.name })
       .then((vm) => this.event('replica-started', `replica ${vm.name} ready (${vm.origin}, ${Math.round(performance.now() - t0)} ms)`, { vm: vm.name, origin: vm.origin, ms: Math.round(performance.now() - t0) }))
       .catch((e: unknown) => {
         const delay = this.backoff();

@@ -7,6 +7,7 @@ import type { ScalePoint } from '../autoscale/scale-series.js';
 import type { Fleet } from '../supervision/fleet.js';
 import { ServiceController } from './service-controller.js';
 import { serviceSpecFrom, type CreateServiceRequest } from './service-spec.js';
+import { codeCacheOf } from '../vm-request.js';
 
 export interface ServiceStatus {
   record: ServiceRecord;
@@ -60,7 +61,7 @@ export class ServiceManager implements ReplicaSource {
     this.o.store.insertService(record);
     try {
       if (spec.pool && spec.pool.size > 0) {
-        const pool = await this.pools.create({ image: spec.vm.image, vcpus: spec.vm.vcpus, memMiB: spec.vm.memMiB, env: spec.vm.env, args: spec.vm.args, driver: spec.vm.driver, size: spec.pool.size, warm: spec.pool.warm, service: spec.name,
+        const pool = await this.pools.create({ image: spec.vm.image, vcpus: spec.vm.vcpus, memMiB: spec.vm.memMiB, env: spec.vm.env, args: spec.vm.args, driver: spec.vm.driver, ...codeCacheOf(spec.vm), size: spec.pool.size, warm: spec.pool.warm, service: spec.name,
           warmOn: { port: spec.port, readinessPath: spec.health.readiness?.path ?? null },
         });
         record = { ...record, poolId: pool.id };

@@ -13,6 +13,7 @@ export interface CreateServiceRequest {
   memMiB?: number;
   env?: Record<string, string>;
   args?: string[] | null;
+  codeCacheMiB?: number;
   port?: number;
   replicas: { min: number; max: number };
   health?: { readiness?: ProbeRequest; liveness?: ProbeRequest };
@@ -62,7 +63,7 @@ export function serviceSpecFrom(req: CreateServiceRequest, image: ImageManifest,
   const port = req.port ?? null;
   if (port !== null && (!Number.isInteger(port) || port < 1 || port > 65535)) throw invalid('port', 'port must be 1-65535');
   const vm = specFromRequest(
-    { image: req.image, ...(req.vcpus !== undefined ? { vcpus: req.vcpus } : {}), ...(req.memMiB !== undefined ? { memMiB: req.memMiB } : {}), env: req.env ?? {}, args: req.args ?? null, ...(req.stopTimeoutMs !== undefined ? { stopTimeoutMs: req.stopTimeoutMs } : {}) },
+    { image: req.image, ...(req.vcpus !== undefined ? { vcpus: req.vcpus } : {}), ...(req.memMiB !== undefined ? { memMiB: req.memMiB } : {}), env: req.env ?? {}, args: req.args ?? null, ...(req.stopTimeoutMs !== undefined ? { stopTimeoutMs: req.stopTimeoutMs } : {}), ...(req.codeCacheMiB !== undefined ? { codeCacheMiB: req.codeCacheMiB } : {}) },
     image,
     req.name,
     driver,
