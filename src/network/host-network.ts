@@ -76,6 +76,8 @@ export class HostNetwork implements VmNetwork {
   }
 
   async release(vmId: string): Promise<void> {
+    const lease = this.leases.leaseFor(vmId);
+    if (lease) await this.namespace.unpinAddress(lease.ip);
     this.leases.releaseLease(vmId);
   }
 
@@ -102,13 +104,13 @@ export class HostNetwork implements VmNetwork {
     await addTapGuard(this.layout.netns, guard);
     try {
       try {
-        await this.namespace.createTap(tap);
+        await this.namespace.createTap(tap, guard);
       } catch (e) {
         // Only a crash leaves a tap of this name behind: replace it. (Checking first would
         // cost an `ip` process on every boot.)
         if (!(await this.namespace.ns.linkExists(tap))) throw e;
         await this.namespace.deleteTap(tap);
-        await this.namespace.createTap(tap);
+        await this.namespace.createTap(tap, guard);
       }
     } catch (e) {
       // A step that fails is not undone: take the guard away with the tap that is not there.
@@ -120,6 +122,10 @@ export class HostNetwork implements VmNetwork {
 
   async attachTap(tap: string, attached: boolean): Promise<void> {
     await this.namespace.ns.run('link', 'set', 'dev', tap, ...(attached ? ['master', this.layout.bridge] : ['nomaster']));
+    if (!attached) return;
+    // Leaving the bridge took the tap's static FDB entry with it.
+    const lease = this.leases.listLeases().find((l) => this.tapName(l.vmId) === tap);
+    if (lease) await this.namespace.pinMac(tap, lease.mac);
   }
 
   async deleteTap(tap: string): Promise<void> {

@@ -93,12 +93,36 @@ export class NamespaceNetwork {
     await disableHostEgress(l.netns, log);
   }
 
-  async createTap(name: string): Promise<void> {
+  /** Creates a tap on the bridge, pinned to the guest it carries (see `pinGuest`). */
+  async createTap(name: string, guest: { mac: string; ip: string }): Promise<void> {
     await this.ns.batch([
       `tuntap add dev ${name} mode tap`,
       `link set dev ${name} master ${this.layout.bridge}`,
       `link set dev ${name} up`,
+      this.neighbourLine(guest),
     ]);
+    await this.pinMac(name, guest.mac);
+  }
+
+  /**
+   * Pins a guest's MAC to its tap: the bridge forwards it there by a static entry, never
+   * learned from a frame, so nothing for it is flooded as unknown and no announcement is
+   * needed when a clone's tap comes back. With the permanent neighbour entry `createTap`
+   * adds (the namespace never ARPs for the guest), nothing about a create is broadcast;
+   * the MAC is derived from the address, so the guest's peers' ARP entries stay right too.
+   * A tap taken off the bridge loses its FDB entries: a re-attach pins its MAC again.
+   */
+  async pinMac(tap: string, mac: string): Promise<void> {
+    await run('bridge', ['-n', this.layout.netns, 'fdb', 'replace', mac, 'dev', tap, 'master', 'static']);
+  }
+
+  /** Forgets an address's permanent neighbour entry (its lease is released). */
+  async unpinAddress(ip: string): Promise<void> {
+    await this.ns.run('neigh', 'del', ip, 'dev', this.layout.bridge).catch(() => undefined);
+  }
+
+  private neighbourLine(guest: { mac: string; ip: string }): string {
+    return `neigh replace ${guest.ip} lladdr ${guest.mac} dev ${this.layout.bridge} nud permanent`;
   }
 
   async deleteTap(name: string): Promise<void> {

@@ -18,8 +18,7 @@ const RESTORE_RENEW_TIMEOUT_MS = 20_000;
  * never sees its link flap (a guest whose carrier came back just after a cut measured a
  * second with no traffic); then the vCPUs run, the guest agent (our init) takes fresh
  * entropy, the host's clock, this VM's hostname, MAC and address (and lets the app's Node
- * hooks renew their randomness), and only then is the tap put back on the bridge and the
- * guest announced.
+ * hooks renew their randomness), and only then is the tap put back on the bridge.
  */
 export const renewIdentity: Step<BootContext> = {
   name: 'renew-identity',
@@ -49,9 +48,8 @@ export const renewIdentity: Step<BootContext> = {
     } finally {
       agent?.close();
     }
+    // Back on the bridge, with its MAC pinned to the tap: nothing needs announcing.
     await network.attachTap(ctx.tap!, true);
-    // Announce the new MAC and address now that the tap is on the bridge.
-    await proc.setLink(true);
     ctx.marks.ready = performance.now();
     const now = ctx.deps.clock.now();
     const bootMs = ctx.launchedAt === null ? null : Math.round(performance.now() - ctx.launchedAt);

@@ -171,11 +171,10 @@ export class QemuProcess implements VmmProcess {
 
   async setLink(up: boolean): Promise<void> {
     if (!this.init.hasNic) return;
+    // No announce-self: its RARP and the guest's gratuitous ARP were broadcast to every VM
+    // on the bridge at each create. The network pins each guest's MAC to its tap and its
+    // address to its MAC instead (NamespaceNetwork.pinMac).
     await this.qmp.execute('set_link', { name: NETDEV_ID, up });
-    // A guest's gratuitous ARP sent while the link was cut is lost, and a peer that tried
-    // to reach the address meanwhile waits a second for its next ARP retry: announce now
-    // (QEMU asks a virtio-net guest to announce itself; the guest's arp_notify sends it).
-    if (up) await this.qmp.execute('announce-self', { initial: 1, max: 1, rounds: 1, step: 1 });
   }
 
   /**
