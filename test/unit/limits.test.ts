@@ -100,7 +100,8 @@ describe('the usage meter', () => {
     let ticks = 0;
     const sampler: ProcessSampler = async () => ({ cpuTicks: ticks, pssBytes: 100 * 1024 * 1024 });
     let room: number | null = 8 * 1024 * 1024;
-    const meter = new UsageMeter(records, sampler, async () => room);
+    let roomReads = 0;
+    const meter = new UsageMeter(records, sampler, async () => (roomReads++, room));
     const v = vm('running');
     assert.equal(meter.get(v), null);
     await meter.measure(v);
@@ -113,13 +114,22 @@ describe('the usage meter', () => {
     ticks = 60;
     await meter.measure(v);
     const pct = meter.get(v)!.cpuPct!;
-    // A VMM whose room cannot be read (it is gone) keeps its last measurement.
-    room = null;
-    await meter.measure(v);
-    assert.equal(meter.get(v)?.growthMiB, 8);
     // 60 ticks (0.6 s) of CPU over ~0.45 s (more if the timer fired late): about a core and a third.
     assert.ok(pct > 60 && pct < 140, `cpu ${pct}`);
     assert.equal(meter.get({ ...v, pid: v.pid! + 1 }), null, 'a new VMM of the VM is not the one measured');
+    // The room is read once a minute, not at every measurement (it walks the whole smaps).
+    room = 2 * 1024 * 1024;
+    await meter.measure(v);
+    assert.deepEqual([roomReads, meter.get(v)?.growthMiB], [1, 8]);
+    // A new VMM of the VM is read at once; one whose room cannot be read (it is gone) is not
+    // measured.
+    const next = { ...v, pid: v.pid! + 1 };
+    await meter.measure(next);
+    assert.deepEqual([roomReads, meter.get(next)?.growthMiB], [2, 2]);
+    room = null;
+    const gone = { ...v, pid: v.pid! + 2 };
+    await meter.measure(gone);
+    assert.deepEqual([roomReads, meter.get(gone)], [3, null]);
     records.emit('removed', v);
     assert.equal(meter.get(v), null);
   });
