@@ -3,7 +3,7 @@ import { invalid } from '../errors.js';
 import type { ImageManifest, Probe, RestartPolicy, ServiceSpec } from '../models.js';
 import { resolveWarm, type WarmRequest } from '../pools/warm-up.js';
 import { checkName } from '../spec-checks.js';
-import { specFromRequest, type DriverFit } from '../vm-request.js';
+import { codeCacheOf, specFromRequest, type DriverFit } from '../vm-request.js';
 
 /** What a client asks for when it creates a service (POST /services). */
 export interface CreateServiceRequest {
@@ -63,7 +63,7 @@ export function serviceSpecFrom(req: CreateServiceRequest, image: ImageManifest,
   const port = req.port ?? null;
   if (port !== null && (!Number.isInteger(port) || port < 1 || port > 65535)) throw invalid('port', 'port must be 1-65535');
   const vm = specFromRequest(
-    { image: req.image, ...(req.vcpus !== undefined ? { vcpus: req.vcpus } : {}), ...(req.memMiB !== undefined ? { memMiB: req.memMiB } : {}), env: req.env ?? {}, args: req.args ?? null, ...(req.stopTimeoutMs !== undefined ? { stopTimeoutMs: req.stopTimeoutMs } : {}), ...(req.codeCacheMiB !== undefined ? { codeCacheMiB: req.codeCacheMiB } : {}) },
+    { image: req.image, ...(req.vcpus !== undefined ? { vcpus: req.vcpus } : {}), ...(req.memMiB !== undefined ? { memMiB: req.memMiB } : {}), env: req.env ?? {}, args: req.args ?? null, ...(req.stopTimeoutMs !== undefined ? { stopTimeoutMs: req.stopTimeoutMs } : {}), ...codeCacheOf(req) },
     image,
     req.name,
     driver,
