@@ -2,10 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import type { ServiceProcess } from '@uigniter-demo/native';
-import { connectMqtt, endMqtt, whenConnected } from '@uigniter-demo/ics-common/mqtt-connection';
-import { freePort } from '@uigniter-demo/ics-native/free-port';
-import { icsService } from '@uigniter-demo/ics-native/ics-service';
-import { call, Cleanup, tempDir, waitFor, type ErrorReply } from './helpers.js';
+import { call, Cleanup, waitFor, type ErrorReply } from './helpers.js';
+import { startBrokerAndHistorian } from './ics-helpers.js';
 
 interface StoredAlarm {
   id: string;
@@ -21,20 +19,7 @@ describe('ics historian', () => {
   let client: MqttClient;
   after(() => cleanup.run());
   before(async () => {
-    const dataDir = await tempDir(cleanup, 'ics-historian-');
-    const mqttPort = await freePort();
-    const broker = icsService('broker', 'ics-broker', await freePort(), { MQTT_PORT: String(mqttPort), DATA_DIR: `${dataDir}/broker` });
-    broker.start();
-    cleanup.after(() => broker.stop());
-    await broker.waitHealthy();
-    historian = icsService('historian', 'ics-historian', await freePort(), { BROKER: `127.0.0.1:${mqttPort}`, DATA_DIR: `${dataDir}/historian` });
-    historian.start();
-    cleanup.after(() => historian.stop());
-    await historian.waitHealthy();
-    await waitFor('historian connected', () => historian.lines.some((l) => l.includes('connected to broker')));
-    client = connectMqtt({ broker: `127.0.0.1:${mqttPort}`, clientId: 'historian-test', clean: true, quiet: true });
-    cleanup.after(() => endMqtt(client, true));
-    await whenConnected(client);
+    ({ historian, client } = await startBrokerAndHistorian(cleanup, 'ics-historian-'));
   });
 
   const alarm = (id: string): string => JSON.stringify({ id, kind: 'high', tag: 'level1', value: 1.7, seq: 10, raisedAt: Date.now() });

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { envString, parseHostPort } from '@uigniter-demo/common/config';
 import { sendJson } from '@uigniter-demo/common/http-io';
 import { closeServer, listen } from '@uigniter-demo/common/http-server';
@@ -6,7 +8,7 @@ import { Router } from '@uigniter-demo/common/router';
 import { onShutdown } from '@uigniter-demo/common/shutdown';
 import { icsConfig } from '@uigniter-demo/ics-common/ics-config';
 import { parseAlarmRaised, parseReading, type AlarmHandled, type AlarmRaised } from '@uigniter-demo/ics-common/messages';
-import { connectMqtt, endMqtt, publishJson, RejectionLog, subscribeOnConnect, whenConnected } from '@uigniter-demo/ics-common/mqtt-connection';
+import { connectMqtt, endMqtt, publishJson, RejectionLog, subscribeOnConnect } from '@uigniter-demo/ics-common/mqtt-connection';
 import { TOPICS } from '@uigniter-demo/ics-common/topics';
 import { actionFor } from './alarm-actions.js';
 
@@ -20,14 +22,24 @@ let latestSeq = 0;
 let handledCount = 0;
 
 /*
- * A fixed client id with clean:false: the broker keeps this session (and,
- * with its file-backed persistence, across its own restarts) while the
- * handler is scaled to zero, and queues every alarms/raised for it. On
- * start the handler also asks the historian for alarms still pending, in
- * case one was raised before this session ever existed; ids already handled
- * are skipped, so an alarm delivered both ways is handled once.
+ * The historian is the record of pending alarms; MQTT is the fast path. Each
+ * handler instance connects with its own client id and a clean session, so a
+ * second instance (a pool's spare booting while a replica runs, a clone of the
+ * same snapshot, a service with max > 1) never takes another's session over:
+ * with one shared persistent session the broker handed it back and forth, and
+ * an alarm delivered to a spare that was then paused waited there unhandled.
+ * An alarm raised while no handler runs is not queued by the broker: the
+ * handler asks the historian for pending alarms once subscribed, and again
+ * every CATCH_UP_MS while it runs, so none is missed between the two. Ids
+ * already handled are skipped; if two instances both handle one alarm, the
+ * historian keeps the first answer (and the safe command is the same).
  */
-const mqtt = connectMqtt({ broker: config.broker, clientId: envString('CLIENT_ID', 'ics-alarm'), clean: false, label: 'alarm' });
+const CATCH_UP_MS = 1000;
+const clientPrefix = envString('CLIENT_ID', 'ics-alarm');
+// Asked before every connect: the hostname follows a clone's renewal, and the random part
+// (renewed in a clone by the runtime's hooks) tells host processes apart.
+const clientId = (): string => `${clientPrefix}-${hostname()}-${randomBytes(4).toString('hex')}`;
+const mqtt = connectMqtt({ broker: config.broker, clientId, clean: true, label: 'alarm' });
 
 /**
  * Publishes the safe command (if any) and alarms/handled, QoS 1, without
@@ -73,10 +85,13 @@ mqtt.handleMessage = (packet, done) => {
   handle(alarm.value, 'mqtt');
   done();
 };
-subscribeOnConnect(mqtt, { [TOPICS.alarmsRaised]: { qos: 1 }, [TOPICS.readings]: { qos: 0 } });
+subscribeOnConnect(mqtt, { [TOPICS.alarmsRaised]: { qos: 1 }, [TOPICS.readings]: { qos: 0 } }, () => void catchUpFromHistorian());
 
+let catchingUp = false;
+let lastCatchUpError = '';
 async function catchUpFromHistorian(): Promise<void> {
-  if (historian === '') return;
+  if (historian === '' || catchingUp) return;
+  catchingUp = true;
   try {
     const res = await fetch(`http://${historian}/alarms?pending=1`, { signal: AbortSignal.timeout(5000) });
     const body = (await res.json()) as { alarms?: unknown[] };
@@ -84,19 +99,25 @@ async function catchUpFromHistorian(): Promise<void> {
       const alarm = parseAlarmRaised(JSON.stringify(stored));
       if (alarm.ok) handle(alarm.value, 'historian');
     }
+    lastCatchUpError = '';
   } catch (err) {
-    log(`could not ask the historian for pending alarms: ${describeError(err)}`);
+    const message = describeError(err);
+    if (message !== lastCatchUpError) log(`could not ask the historian for pending alarms: ${message}`);
+    lastCatchUpError = message;
+  } finally {
+    catchingUp = false;
   }
 }
+const catchUpTimer = setInterval(() => void catchUpFromHistorian(), CATCH_UP_MS);
 
 const router = new Router()
   .get('/healthz', ({ res }) => sendJson(res, 200, { status: 'ok' }))
   .get('/status', ({ res }) => sendJson(res, 200, { handled: handledCount, mqttConnected: mqtt.connected, rejected: rejections.count, rejections: rejections.recent }));
 const server = await listen(router, config.port, config.host);
 log(`alarm handler listening on ${config.host}:${config.port}; broker ${config.broker}${historian ? `, historian ${historian}` : ''}`);
-void whenConnected(mqtt).then(catchUpFromHistorian, () => undefined);
 
 onShutdown(async () => {
+  clearInterval(catchUpTimer);
   await endMqtt(mqtt);
   await closeServer(server);
 });

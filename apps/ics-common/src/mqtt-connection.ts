@@ -4,7 +4,13 @@ import { log } from '@uigniter-demo/common/log';
 export interface MqttConnectOptions {
   /** host:port of the broker. */
   broker: string;
-  clientId: string;
+  /**
+   * A fixed id, or a function asked again before every reconnect: an instance
+   * of a scaled service (or a clone restored from a snapshot that was already
+   * connected) must not reuse an id another instance holds, or the broker hands
+   * the session back and forth between them.
+   */
+  clientId: string | (() => string);
   /**
    * false: a persistent session. The broker keeps our subscriptions and
    * queues QoS 1 messages while we are away (and, with its file-backed
@@ -26,10 +32,12 @@ export interface MqttConnectOptions {
  * connect and per loss of connection, not one per failed retry.
  */
 export function connectMqtt(options: MqttConnectOptions): MqttClient {
-  const label = options.label ?? options.clientId;
+  const id = options.clientId;
+  const idOf = typeof id === 'function' ? id : (): string => id;
+  const label = options.label ?? idOf();
   const say = options.quiet ? (): void => undefined : log;
   const clientOptions: IClientOptions = {
-    clientId: options.clientId,
+    clientId: idOf(),
     clean: options.clean,
     reconnectPeriod: 300,
     connectTimeout: 5000,
@@ -39,6 +47,8 @@ export function connectMqtt(options: MqttConnectOptions): MqttClient {
   };
   if (options.will) clientOptions.will = options.will;
   const client = connect(`mqtt://${options.broker}`, clientOptions);
+  // mqtt.js emits 'reconnect' before it builds the CONNECT packet from its options.
+  if (typeof id === 'function') client.on('reconnect', () => (client.options.clientId = idOf()));
   let connected = false;
   let lastError = '';
   client.on('connect', (connack) => {
@@ -78,13 +88,15 @@ export function publishJson(client: MqttClient, topic: string, message: unknown,
 /**
  * Subscribes on every connect that did not resume a session: with a
  * persistent session (clean: false) the broker still holds our
- * subscriptions, so only a new session needs them.
+ * subscriptions, so only a new session needs them. `onSubscribed` runs once
+ * the broker has granted them (or found them in the resumed session).
  */
-export function subscribeOnConnect(client: MqttClient, subscriptions: ISubscriptionMap): void {
+export function subscribeOnConnect(client: MqttClient, subscriptions: ISubscriptionMap, onSubscribed?: () => void): void {
   client.on('connect', (connack) => {
-    if (connack.sessionPresent) return;
+    if (connack.sessionPresent) return onSubscribed?.();
     client.subscribe(subscriptions, (err) => {
       if (err) log(`subscribe failed: ${err.message}`);
+      else onSubscribed?.();
     });
   });
 }

@@ -47,9 +47,9 @@ const STOP_ORDER: IcsServiceName[] = ['alarm', 'controller-a', 'controller-b', '
 /**
  * Starts the ICS services as local processes on 127.0.0.1 with ports from
  * the OS: broker, plant, historian, I/O gateway and two controllers
- * (a: ROLE_PRIORITY 1, b: 2). The alarm handler is run once to create its
- * persistent session at the broker, then stopped: from then on the scaler
- * starts it when the historian reports pending alarms.
+ * (a: ROLE_PRIORITY 1, b: 2). The alarm handler is not started: the scaler
+ * starts it when the historian reports pending alarms, and it asks the
+ * historian for them once subscribed.
  */
 export async function startIcsCluster(options: IcsClusterOptions): Promise<IcsCluster> {
   const echo = options.echo ?? false;
@@ -150,10 +150,6 @@ export async function startIcsCluster(options: IcsClusterOptions): Promise<IcsCl
     await startAll([cluster.service('broker'), cluster.service('plant')]);
     await startAll([cluster.service('historian'), cluster.service('iogateway')]);
     await startAll([cluster.service('controller-a'), cluster.service('controller-b')]);
-    // Create the alarm handler's persistent session, then scale it to zero.
-    await startAll([alarm]);
-    await waitForLine(alarm, 'connected to broker', 10_000);
-    await alarm.stop();
     if (options.autoscaleAlarm ?? true) {
       scaler = new AlarmScaler(alarm, `${urls.historian}/alarms/pending`);
       scaler.start();
@@ -165,10 +161,3 @@ export async function startIcsCluster(options: IcsClusterOptions): Promise<IcsCl
   return cluster;
 }
 
-async function waitForLine(service: ServiceProcess, fragment: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!service.lines.some((line) => line.includes(fragment))) {
-    if (Date.now() > deadline) throw new Error(`${service.name} never logged "${fragment}":\n${service.tail()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

@@ -107,8 +107,9 @@ export function addressesOf(vms: VmView[]): IcsAddresses {
 /**
  * Boots the example: broker and plant, then historian and I/O gateway, then the two
  * controllers, each VM ready before the next group; then the alarm handler as a service
- * that runs once (so its persistent MQTT session exists at the broker) and is then left to
- * its autoscaler at zero replicas, woken when the historian counts an unhandled alarm.
+ * that runs once (the deploy sees it start and pass its readiness check) and is then
+ * left to its autoscaler at zero replicas, woken when the historian counts an unhandled
+ * alarm; a woken handler asks the historian for the pending alarms.
  */
 export async function deployIcs(o: IcsDeployOptions): Promise<{ vms: VmView[]; addresses: IcsAddresses }> {
   const started = Date.now();
