@@ -174,10 +174,14 @@ export interface VmNetwork {
   /** Reserves an address for a VM, or returns the one it already holds. */
   lease(vmId: string): Promise<NetworkLease>;
   release(vmId: string): Promise<void>;
-  createTap(vmId: string): Promise<string>;
+  /**
+   * Creates the VM's tap: on the bridge, or off it (`detached`: its guest talks to nobody
+   * until `attachTap`, as a restored guest must before its renewal).
+   */
+  createTap(vmId: string, options?: { detached?: boolean }): Promise<string>;
   deleteTap(tap: string): Promise<void>;
-  /** Takes a tap off the bridge (its guest talks to nobody) or puts it back. */
-  attachTap(tap: string, attached: boolean): Promise<void>;
+  /** Puts a detached tap on the bridge, pinning its guest's MAC to it. */
+  attachTap(tap: string, mac: string): Promise<void>;
   /** Taps that exist now (to find those a crash left behind). */
   listTaps(): Promise<string[]>;
   /** Leases held by VM id (to find those a crash left behind). */

@@ -96,7 +96,7 @@ export class HostNetwork implements VmNetwork {
     return { tap, mac: l.mac, ip: l.ip };
   }
 
-  async createTap(vmId: string): Promise<string> {
+  async createTap(vmId: string, options: { detached?: boolean } = {}): Promise<string> {
     const tap = this.tapName(vmId);
     const guard = this.identity(vmId, tap);
     // The guard first: a tap of our prefix without one gets nothing onto the bridge anyway,
@@ -104,13 +104,13 @@ export class HostNetwork implements VmNetwork {
     await addTapGuard(this.layout.netns, guard);
     try {
       try {
-        await this.namespace.createTap(tap, guard);
+        await this.namespace.createTap(tap, guard, options.detached ?? false);
       } catch (e) {
         // Only a crash leaves a tap of this name behind: replace it. (Checking first would
         // cost an `ip` process on every boot.)
         if (!(await this.namespace.ns.linkExists(tap))) throw e;
         await this.namespace.deleteTap(tap);
-        await this.namespace.createTap(tap, guard);
+        await this.namespace.createTap(tap, guard, options.detached ?? false);
       }
     } catch (e) {
       // A step that fails is not undone: take the guard away with the tap that is not there.
@@ -120,12 +120,8 @@ export class HostNetwork implements VmNetwork {
     return tap;
   }
 
-  async attachTap(tap: string, attached: boolean): Promise<void> {
-    await this.namespace.ns.run('link', 'set', 'dev', tap, ...(attached ? ['master', this.layout.bridge] : ['nomaster']));
-    if (!attached) return;
-    // Leaving the bridge took the tap's static FDB entry with it.
-    const lease = this.leases.listLeases().find((l) => this.tapName(l.vmId) === tap);
-    if (lease) await this.namespace.pinMac(tap, lease.mac);
+  async attachTap(tap: string, mac: string): Promise<void> {
+    await this.namespace.attachTap(tap, mac);
   }
 
   async deleteTap(tap: string): Promise<void> {

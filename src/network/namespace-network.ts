@@ -93,26 +93,35 @@ export class NamespaceNetwork {
     await disableHostEgress(l.netns, log);
   }
 
-  /** Creates a tap on the bridge, pinned to the guest it carries (see `pinGuest`). */
-  async createTap(name: string, guest: { mac: string; ip: string }): Promise<void> {
+  /**
+   * Creates a tap for the guest it carries, its address pinned to its MAC (see `pinMac`):
+   * on the bridge with its MAC pinned, or `detached` (off the bridge until `attachTap`).
+   */
+  async createTap(name: string, guest: { mac: string; ip: string }, detached: boolean): Promise<void> {
     await this.ns.batch([
       `tuntap add dev ${name} mode tap`,
-      `link set dev ${name} master ${this.layout.bridge}`,
+      ...(detached ? [] : [`link set dev ${name} master ${this.layout.bridge}`]),
       `link set dev ${name} up`,
       this.neighbourLine(guest),
     ]);
-    await this.pinMac(name, guest.mac);
+    if (!detached) await this.pinMac(name, guest.mac);
+  }
+
+  /** Puts a detached tap on the bridge with its guest's MAC pinned to it. */
+  async attachTap(name: string, mac: string): Promise<void> {
+    await this.ns.run('link', 'set', 'dev', name, 'master', this.layout.bridge);
+    await this.pinMac(name, mac);
   }
 
   /**
    * Pins a guest's MAC to its tap: the bridge forwards it there by a static entry, never
    * learned from a frame, so nothing for it is flooded as unknown and no announcement is
-   * needed when a clone's tap comes back. With the permanent neighbour entry `createTap`
-   * adds (the namespace never ARPs for the guest), nothing about a create is broadcast;
-   * the MAC is derived from the address, so the guest's peers' ARP entries stay right too.
-   * A tap taken off the bridge loses its FDB entries: a re-attach pins its MAC again.
+   * needed when a clone's tap joins the bridge. With the permanent neighbour entry
+   * `createTap` adds (the namespace never ARPs for the guest), nothing about a create is
+   * broadcast; the MAC is derived from the address, so the guest's peers' ARP entries stay
+   * right too. The entry belongs to the tap's bridge port: it goes with the tap.
    */
-  async pinMac(tap: string, mac: string): Promise<void> {
+  private async pinMac(tap: string, mac: string): Promise<void> {
     await run('bridge', ['-n', this.layout.netns, 'fdb', 'replace', mac, 'dev', tap, 'master', 'static']);
   }
 

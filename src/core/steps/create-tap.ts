@@ -1,11 +1,14 @@
 import type { Step } from '../plan.js';
 import type { BootContext } from './boot-context.js';
 
-/** The VM's tap on the bridge. */
+/**
+ * The VM's tap: on the bridge for a cold boot; off it for a restore, whose guest still
+ * holds the snapshot's identity until `renew-identity` puts the tap on the bridge.
+ */
 export const createTap: Step<BootContext> = {
   name: 'create-tap',
   async run(ctx) {
-    ctx.tap = await ctx.deps.network.createTap(ctx.vm.id);
+    ctx.tap = await ctx.deps.network.createTap(ctx.vm.id, { detached: ctx.restore !== null });
     ctx.vm = { ...ctx.vm, tap: ctx.tap };
     ctx.deps.save(ctx.vm);
   },

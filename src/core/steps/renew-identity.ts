@@ -13,12 +13,12 @@ import type { BootContext } from './boot-context.js';
 const RESTORE_RENEW_TIMEOUT_MS = 20_000;
 
 /**
- * Makes a restored VM its own machine before it talks to anyone. Its tap is taken off the
- * bridge and the NIC's link reconnected while the vCPUs are still stopped, so the guest
- * never sees its link flap (a guest whose carrier came back just after a cut measured a
- * second with no traffic); then the vCPUs run, the guest agent (our init) takes fresh
- * entropy, the host's clock, this VM's hostname, MAC and address (and lets the app's Node
- * hooks renew their randomness), and only then is the tap put back on the bridge.
+ * Makes a restored VM its own machine before it talks to anyone. Its tap was made off the
+ * bridge (`create-tap`); the NIC's link is reconnected while the vCPUs are still stopped,
+ * so the guest never sees its link flap (a guest whose carrier came back just after a cut
+ * measured a second with no traffic); then the vCPUs run, the guest agent (our init) takes
+ * fresh entropy, the host's clock, this VM's hostname, MAC and address (and lets the app's
+ * Node hooks renew their randomness), and only then is the tap put on the bridge.
  */
 export const renewIdentity: Step<BootContext> = {
   name: 'renew-identity',
@@ -26,7 +26,6 @@ export const renewIdentity: Step<BootContext> = {
     const proc = ctx.process!;
     const lease = ctx.lease!;
     const network = ctx.deps.network;
-    await network.attachTap(ctx.tap!, false);
     await proc.setLink(true);
     await proc.resume();
     let agent: GuestAgent | null = null;
@@ -49,7 +48,7 @@ export const renewIdentity: Step<BootContext> = {
       agent?.close();
     }
     // Back on the bridge, with its MAC pinned to the tap: nothing needs announcing.
-    await network.attachTap(ctx.tap!, true);
+    await network.attachTap(ctx.tap!, lease.mac);
     ctx.marks.ready = performance.now();
     const now = ctx.deps.clock.now();
     const bootMs = ctx.launchedAt === null ? null : Math.round(performance.now() - ctx.launchedAt);
