@@ -50,7 +50,8 @@ export class Fleet {
       afterStep: (name) => o.faults?.(name),
       onUndoError: (name, e) => o.log(`undo of step ${name} failed: ${messageOf(e)}`),
     };
-    this.usage = new UsageMeter(this.records, o.sampler, async (vm) => (await this.supervisor.context(vm.id)?.process?.growthBytes()) ?? 0);
+    // No VMM handle: nothing known to grow (0). A handle whose process is gone: null.
+    this.usage = new UsageMeter(this.records, o.sampler, (vm) => this.supervisor.context(vm.id)?.process?.growthBytes() ?? Promise.resolve(0));
     this.usageView = { usage: (vm) => this.usage.get(vm), hostAvailableMiB };
     this.supervisor = new Supervisor(this.records, this.deps, this.locks, this.hooks, (id) => this.runDir(id));
   }
