@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ImageManifest } from '../../src/core/models.js';
 import type { LaunchSpec, VmmProcess, VmmSnapshot } from '../../src/core/ports.js';
+import { Cgroups } from '../../src/drivers/qemu/cgroups.js';
 import { QemuVmm } from '../../src/drivers/qemu/qemu-vmm.js';
 import { TCG_CODE_CACHE_MIB } from '../../src/drivers/qemu/command-line.js';
 import { writeConfigDrive } from '../../src/guest/config-drive.js';
@@ -55,6 +56,8 @@ describe('QEMU driver: pause, snapshot, restore (real QEMU)', () => {
   after(async () => {
     for (const p of procs) await p.kill().catch(() => undefined);
     for (const pid of await qemuProcesses(home)) process.kill(pid, 'SIGKILL');
+    // Nothing kept: the instance's cgroup directories go too.
+    await vmm.removeOrphans(vmsDir, new Set()).catch(() => undefined);
     await rm(memDir, { recursive: true, force: true });
     await removeHome(home);
     await removeHome(app);
@@ -299,10 +302,17 @@ describe('QEMU driver: pause, snapshot, restore (real QEMU)', () => {
     o.detach(); // as a daemon that left it running
     const { writeFile } = await import('node:fs/promises');
     await writeFile(join(memDir, 'ghost.ram'), 'left by a crash');
+    // The orphan's cgroup, as its (detached) launch made it: confined here, as root.
+    const cgroups = await Cgroups.detect(basename(memDir));
+    assert.ok(typeof cgroups !== 'string', String(cgroups));
+    for (const dir of cgroups.dirs('orphan')) assert.ok(await exists(dir), `${dir} exists before`);
     const lines = await vmm.removeOrphans(vmsDir, new Set(['origin', 'clone-1', 'clone-2', 'kept']));
     assert.ok(lines.some((l) => l.includes('orphan') && l.includes(String(o.pid))), lines.join('\n'));
     assert.ok(lines.some((l) => l.includes('ghost.ram')), lines.join('\n'));
-    assert.equal(lines.length, 3, lines.join('\n'));
+    assert.ok(lines.includes('removed the orphaned cgroup of orphan'), lines.join('\n'));
+    assert.equal(lines.length, 4, lines.join('\n'));
+    for (const dir of cgroups.dirs('orphan')) assert.equal(await exists(dir), false, `${dir} removed`);
+    for (const dir of cgroups.dirs('kept')) assert.ok(await exists(dir), `${dir}: a kept VM's cgroup stays`);
     assert.equal(processAlive(o.pid), false);
     await assertGone(orphan);
     assert.equal(await exists(join(memDir, 'ghost.ram')), false);

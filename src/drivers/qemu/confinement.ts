@@ -120,7 +120,11 @@ export class Confinement {
   async removeOrphans(keep: ReadonlySet<string>, killed: ReadonlySet<string>): Promise<string[]> {
     const lines: string[] = [];
     for (const id of (await this.cgroups?.list()) ?? []) {
-      if (keep.has(id) || this.taken.has(id)) continue;
+      if (keep.has(id)) continue;
+      // Taken: being launched by this process, unless its VMM was just killed as an orphan
+      // (a handle this process detached from): that one is nobody's now.
+      if (this.taken.has(id) && !killed.has(id)) continue;
+      this.taken.delete(id);
       if (await this.cgroups!.remove(id, killed.has(id) ? 2000 : 0)) lines.push(`removed the orphaned cgroup of ${id}`);
     }
     // Nothing of this instance runs (a --cleanup, or a daemon starting with no VM): its
