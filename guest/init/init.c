@@ -794,10 +794,22 @@ static void pct_encode(const char *in, char *out, size_t cap) {
   out[o] = 0;
 }
 
-/* Writes one reply line; drops it when the host went away (nobody to read it). */
+/*
+ * Writes one reply line; drops it when the host went away (nobody to read it).
+ *
+ * POLLHUP here does not mean the host is gone yet: the driver learns that the host
+ * connected from a message on the control queue, which a kernel worker handles, while the
+ * host's command comes on the port's own queue. A host that connects and writes at once
+ * (every hand-out and restore does) can have its command read, run and answered before
+ * that worker has run: the write then finds "no host" and would drop the reply the host
+ * is waiting for (1 in 20-40 pool hand-outs stalled the agent's full timeout). So on
+ * POLLHUP we sleep a millisecond, which lets the worker run, and try again until the
+ * deadline.
+ */
 static void agent_write(const char *line) {
   size_t len = strlen(line), off = 0;
-  double deadline = uptime_ms() + 1000;
+  double started = uptime_ms(), deadline = started + 1000;
+  int waited = 0;
   while (off < len && agent.fd >= 0) {
     ssize_t w = write(agent.fd, line + off, len - off);
     if (w > 0) {
@@ -808,9 +820,17 @@ static void agent_write(const char *line) {
     if (w < 0 && errno != EAGAIN) break;
     struct pollfd p = {.fd = agent.fd, .events = POLLOUT};
     int left = (int)(deadline - uptime_ms());
-    if (left <= 0 || poll(&p, 1, left) <= 0 || (p.revents & (POLLHUP | POLLERR))) break;
+    if (left <= 0) break;
+    int r = poll(&p, 1, left);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 || (p.revents & (POLLERR | POLLNVAL))) break;
+    if (p.revents & POLLHUP) {
+      waited = 1;
+      usleep(1000);
+    }
   }
   if (off < len) logmsg("agent: reply dropped (host gone)");
+  else if (waited) logmsg("agent: reply sent once the host's connect reached the driver (%.1f ms)", uptime_ms() - started);
 }
 
 static void agent_ok(const char *words) {
