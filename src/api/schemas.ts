@@ -175,6 +175,33 @@ export const LogsQuery = Type.Object(
   { additionalProperties: false },
 );
 
+export const VmStatsView = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    usage: Type.Union([
+      Type.Object({
+        pssMiB: Type.Number({ description: 'proportional set size of the VMM' }),
+        cpuPct: Type.Union([Type.Number(), Type.Null()], { description: 'percent of one core between the last two samples' }),
+        growthMiB: Type.Number({ description: 'what the VMM may still add by itself (the translation cache up to its bound); admission keeps it free' }),
+        at: Type.Integer({ description: 'when it was measured, ms since the epoch' }),
+      }),
+      Type.Null(),
+    ], { description: "the usage meter's last figures; null until it has measured this VM" }),
+    codeCache: Type.Union([
+      Type.Object({
+        boundMiB: Type.Integer(),
+        usedMiB: Type.Number({ description: 'translated code it holds now' }),
+        flushes: Type.Integer({ description: 'times it filled up and was emptied since the VMM started: a count that grows while the VM works means codeCacheMiB is too small (it thrashes)' }),
+      }),
+      Type.Null(),
+    ], { description: "the VMM's translation cache, read now (QEMU's info jit); null under KVM" }),
+  },
+  { additionalProperties: false },
+);
+
+export type VmStatsView = Static<typeof VmStatsView>;
+
 export const ImageView = Type.Object(
   {
     name: Type.String(),

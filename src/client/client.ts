@@ -1,8 +1,8 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { ErrorCode } from '../core/errors.js';
-import type { ImageView, PoolView, RunBody, ScalePointView, ServiceBody, ServiceEventView, ServiceView, SnapshotView, VmView, VolumeView } from '../api/schemas.js';
+import type { ImageView, PoolView, RunBody, ScalePointView, ServiceBody, ServiceEventView, ServiceView, SnapshotView, VmStatsView, VmView, VolumeView } from '../api/schemas.js';
 
-export type { ImageView, PoolView, RunBody, ScalePointView, ServiceBody, ServiceEventView, ServiceView, SnapshotView, VmView, VolumeView };
+export type { ImageView, PoolView, RunBody, ScalePointView, ServiceBody, ServiceEventView, ServiceView, SnapshotView, VmStatsView, VmView, VolumeView };
 
 /** An error answer of the API, with its code, HTTP status and the field at fault. */
 export class ApiError extends Error {
@@ -139,6 +139,11 @@ export class UigniterClient {
 
   get(ref: string): Promise<VmView> {
     return this.call('GET', `/vm/${encodeURIComponent(ref)}`);
+  }
+
+  /** What the VM's VMM holds and burns, and its translation cache (409 when it does not run). */
+  stats(ref: string): Promise<VmStatsView> {
+    return this.call('GET', `/vm/${encodeURIComponent(ref)}/stats`);
   }
 
   logs(ref: string, tail?: number): Promise<string> {

@@ -2,6 +2,7 @@ import { Fleet, type FleetOptions } from './supervision/fleet.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { VmCommands } from './commands/vm-commands.js';
 import { VmLogs } from './queries/vm-logs.js';
+import { VmStatsQuery } from './queries/vm-stats.js';
 import type { VmRecords } from './supervision/vm-records.js';
 import type { UsageMeter } from './supervision/usage-meter.js';
 import { PoolService } from './pools/pool-service.js';
@@ -19,6 +20,7 @@ export interface Core {
   pools: PoolService;
   services: ServiceManager;
   logs: VmLogs;
+  stats: VmStatsQuery;
   reconciler: Reconciler;
 }
 
@@ -44,6 +46,7 @@ export function createCore(o: FleetOptions, gateway?: GatewayFactory): Core {
     pools,
     services,
     logs: new VmLogs(fleet),
+    stats: new VmStatsQuery(fleet),
     reconciler: new Reconciler(fleet),
   };
 }

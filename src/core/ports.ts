@@ -81,6 +81,22 @@ export interface VmmProcess {
    * of the kind, null when the process is gone. Admission keeps this room free.
    */
   growthBytes(): Promise<number | null>;
+  /** The VMM's translation cache, read from the VMM now; null when it has none (KVM). */
+  codeCache(): Promise<CodeCacheStats | null>;
+}
+
+/** A VMM's translation cache (QEMU under TCG). */
+export interface CodeCacheStats {
+  /** What the cache may hold (the VM's codeCacheMiB, or the default). */
+  boundMiB: number;
+  /** Translated code it holds now. */
+  usedMiB: number;
+  /**
+   * Times it filled up and was emptied since the VMM started. Each one makes the guest's
+   * code be translated again: a count that keeps growing while the VM works means the
+   * bound is too small for it (it thrashes).
+   */
+  flushes: number;
 }
 
 /**

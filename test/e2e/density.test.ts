@@ -70,6 +70,12 @@ describe('a host filled to its memory limit', () => {
     const resident = codeCacheResidentKiB(smaps, 1024);
     assert.ok(resident !== null && resident > 0, `QEMU mapped a 1 GiB cache (holding ${resident} KiB)`);
     assert.equal(codeCacheResidentKiB(smaps, 32), null, 'and not the default 32 MiB one');
+    // Its boot's code fits: QEMU says so (info jit), and the stats show what the boot took.
+    const bigStats = await d.client.stats('bigcache');
+    assert.equal(bigStats.codeCache?.boundMiB, 1024);
+    assert.equal(bigStats.codeCache?.flushes, 0, 'a 1 GiB cache never filled');
+    const bootCode = bigStats.codeCache?.usedMiB ?? 0;
+    assert.ok(bootCode > 32, `a cold boot translates more than the default 32 MiB holds (${bootCode} MiB)`);
     const refused = await d.client.run({ image: 'hello', name: 'next', memMiB: 128, boot: 'cold' }).then(() => null, (e: unknown) => e);
     assert.ok(refused instanceof ApiError && refused.status === 429 && refused.field === 'memMiB', `refused: ${String(refused)}`);
     const used = Number(/its 1 VM uses (\d+) MiB/.exec(refused.message)?.[1]);
@@ -79,6 +85,15 @@ describe('a host filled to its memory limit', () => {
     const next = await d.client.run({ image: 'hello', name: 'next', memMiB: 128, boot: 'cold' });
     assert.equal(next.codeCacheMiB, null, 'the default cache');
     assert.equal((await guestGet<{ hostname: string }>(next.ip!, '/')).hostname, 'next');
+    // The same boot in the default 32 MiB: the cache filled and was emptied on the way.
+    const nextStats = await d.client.stats('next');
+    assert.equal(nextStats.codeCache?.boundMiB, 32);
+    assert.ok((nextStats.codeCache?.flushes ?? 0) >= 1, `the 32 MiB cache was flushed: ${JSON.stringify(nextStats.codeCache)}`);
+    assert.ok((nextStats.codeCache?.usedMiB ?? 99) <= 32);
+    await d.client.stop('next');
+    const stopped = await d.client.stats('next').then(() => null, (e: unknown) => e);
+    assert.ok(stopped instanceof ApiError && stopped.status === 409 && /stopped/.test(stopped.message), `a stopped VM has no stats: ${String(stopped)}`);
+    await d.client.start('next');
   });
 
   it("leaves none of its VMs' cgroups behind once cleaned up", async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { codeCacheBoundMiB, codeCacheResidentKiB } from '../../src/drivers/qemu/code-cache.js';
+import { codeCacheBoundMiB, codeCacheResidentKiB, parseInfoJit } from '../../src/drivers/qemu/code-cache.js';
 
 /** One mapping of /proc/PID/smaps as Linux 6 writes it (the fields we read, and some we do not). */
 function mapping(head: string, sizeKb: number, rssKb: number): string {
@@ -36,5 +36,34 @@ describe("TCG's translation cache in smaps", () => {
     // QEMU 7.2's own default when the size is not named.
     assert.equal(codeCacheBoundMiB(['qemu-system-x86_64', '-accel', 'tcg']), 1024);
     assert.equal(codeCacheBoundMiB(['qemu-system-x86_64', '-accel', 'kvm', '-cpu', 'host']), null);
+  });
+});
+
+describe("QEMU's info jit", () => {
+  // QEMU 7.2's output under TCG (a guest that filled a 16 MiB cache twice), abridged only
+  // of its histogram lines.
+  const tcg = [
+    'Translation buffer state:',
+    'gen code size       9437184/16773120',
+    'TB count            41870',
+    'TB avg target size  18 max=1864 bytes',
+    'TB avg host size    225 bytes (expansion ratio: 12.2)',
+    'cross page TB count 130 (0%)',
+    '',
+    'Statistics:',
+    'TB flush count      2',
+    'TB invalidate count 3310',
+    'TLB full flushes    0',
+    '[TCG profiler not compiled]',
+  ].join('\n');
+
+  it('reads the code held, the size and the flush count', () => {
+    assert.deepEqual(parseInfoJit(tcg), { usedBytes: 9437184, sizeBytes: 16773120, flushes: 2 });
+  });
+
+  it('is null when a line is missing (KVM has no translation statistics) or malformed', () => {
+    assert.equal(parseInfoJit(''), null);
+    assert.equal(parseInfoJit(tcg.replace(/^TB flush count.*$/m, '')), null);
+    assert.equal(parseInfoJit(tcg.replace('9437184/16773120', '9437184')), null);
   });
 });

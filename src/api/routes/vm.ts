@@ -5,7 +5,7 @@ import type { Core } from '../../core/core.js';
 import type { BootMarks } from '../../core/models.js';
 import type { ImageService } from '../../core/image-service.js';
 import { fromLegacyBody, isLegacyBody, programNames } from '../legacy-body.js';
-import { DeleteQuery, ErrorBody, LogsQuery, RunBody, SnapshotBody, SnapshotView, StopQuery, VmRef, VmView, WaitQuery } from '../schemas.js';
+import { DeleteQuery, ErrorBody, LogsQuery, RunBody, SnapshotBody, SnapshotView, StopQuery, VmRef, VmStatsView, VmView, WaitQuery } from '../schemas.js';
 import { snapshotView, vmView } from '../views.js';
 
 const VmList = Type.Object({ vms: Type.Array(VmView) });
@@ -30,7 +30,7 @@ declare module 'fastify' {
 
 /** The VM resource: the seed's three calls (run, start, stop) and what users expect beside them. */
 export const vmRoutes: FastifyPluginAsync<{ core: Core; images: ImageService }> = async (app, { core, images }) => {
-  const { vms, records, logs } = core;
+  const { vms, records, logs, stats } = core;
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.post(
@@ -147,6 +147,19 @@ export const vmRoutes: FastifyPluginAsync<{ core: Core; images: ImageService }> 
       await vms.remove(req.params.id, { force: flag(req.query.force), deleteVolumes: flag(req.query.volumes) });
       return reply.status(204).send(null);
     },
+  );
+
+  r.get(
+    '/vm/:id/stats',
+    {
+      schema: {
+        summary: "What a running VM's VMM holds and burns, and its translation cache (read now); 409 when the VM does not run",
+        tags: ['vm'],
+        params: VmRef,
+        response: { 200: VmStatsView, ...errors },
+      },
+    },
+    async (req) => stats.stats(req.params.id),
   );
 
   r.get(

@@ -188,6 +188,25 @@ export function registerRemote(program: Command): void {
     .action(async (ref: string) => printJson(await (await connect()).get(ref)));
 
   program
+    .command('stats <vm>')
+    .description("what a running VM's VMM holds and burns, and its translation cache")
+    .option('--json', 'JSON output')
+    .action(async (ref: string, o: { json?: boolean }) => {
+      const s = await (await connect()).stats(ref);
+      if (o.json) return printJson(s);
+      const u = s.usage;
+      const lines = [
+        `vm          ${s.name} (${s.id})`,
+        u ? `memory      ${u.pssMiB.toFixed(1)} MiB PSS, ${u.growthMiB.toFixed(1)} MiB more it may take` : 'memory      not measured yet',
+        u ? `cpu         ${u.cpuPct === null ? '-' : `${u.cpuPct.toFixed(1)}% of a core`}` : 'cpu         not measured yet',
+        s.codeCache
+          ? `code cache  ${s.codeCache.usedMiB.toFixed(1)} of ${s.codeCache.boundMiB} MiB, flushed ${s.codeCache.flushes} time(s)${s.codeCache.flushes > 0 ? ' (if this grows while the VM works, give it a larger --code-cache)' : ''}`
+          : 'code cache  none (KVM)',
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+
+  program
     .command('logs <vm>')
     .description("a VM's console (its app's output)")
     .option('-f, --follow', 'keep streaming until the VM stops')

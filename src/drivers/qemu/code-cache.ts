@@ -45,6 +45,27 @@ export function codeCacheResidentKiB(smaps: string, boundMiB: number): number | 
   return null;
 }
 
+/** What QEMU's `info jit` says of the translation cache. */
+export interface JitInfo {
+  /** Bytes of translated code the cache holds now. */
+  usedBytes: number;
+  /** Bytes the cache may hold. */
+  sizeBytes: number;
+  /** Times the cache filled up and was emptied since QEMU started (each one retranslates everything the guest runs). */
+  flushes: number;
+}
+
+/**
+ * Parses `info jit` (QEMU 7.2: "gen code size       USED/SIZE" and "TB flush count      N");
+ * null when either line is missing (KVM prints no translation statistics).
+ */
+export function parseInfoJit(text: string): JitInfo | null {
+  const size = /^gen code size\s+(\d+)\/(\d+)\s*$/m.exec(text);
+  const flushes = /^TB flush count\s+(\d+)\s*$/m.exec(text);
+  if (!size || !flushes) return null;
+  return { usedBytes: Number(size[1]), sizeBytes: Number(size[2]), flushes: Number(flushes[1]) };
+}
+
 /**
  * Bytes the QEMU process `pid` may still add to its translation cache: the bound minus what
  * the cache holds now (the whole bound when the cache is not found); null when the process

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UigniterError } from '../../core/errors.js';
-import type { VmmExit, VmmProcess, VmmSnapshot } from '../../core/ports.js';
+import type { CodeCacheStats, VmmExit, VmmProcess, VmmSnapshot } from '../../core/ports.js';
 import { run } from '../../util/exec.js';
 import { processAlive as pidAlive, processArgv } from '../../util/process.js';
-import { codeCacheBoundMiB, codeCacheRoomBytes } from './code-cache.js';
+import { codeCacheBoundMiB, codeCacheRoomBytes, parseInfoJit } from './code-cache.js';
 import { AGENT_SOCKET, NETDEV_ID, type GuestMemory } from './command-line.js';
 import { receiveMigration, sendMigration, setMigration, waitForMigration, waitRunStateLeaves, type MigrationSocket } from './migration.js';
 import type { QmpClient } from './qmp-client.js';
@@ -300,14 +300,31 @@ export class QemuProcess implements VmmProcess {
   }
 
   async growthBytes(): Promise<number | null> {
-    // The bound is read from the process's own command line: adopted VMs have no other record of it.
+    const bound = await this.boundMiB();
+    if (bound === undefined) return null;
+    return bound === null ? 0 : codeCacheRoomBytes(this.pid, bound);
+  }
+
+  async codeCache(): Promise<CodeCacheStats | null> {
+    const bound = await this.boundMiB();
+    if (bound === undefined) throw new UigniterError('vmm_failed', `qemu (pid ${this.pid}) is gone`);
+    if (bound === null) return null;
+    // The HMP command through QMP: QMP itself has no query for the translation cache in 7.2.
+    const text = await this.qmp.execute<string>('human-monitor-command', { 'command-line': 'info jit' });
+    const jit = parseInfoJit(text);
+    if (!jit) throw new UigniterError('vmm_failed', `qemu's 'info jit' said nothing of its translation cache: ${text.slice(0, 200)}`);
+    return { boundMiB: bound, usedMiB: Math.round((jit.usedBytes / 1048576) * 10) / 10, flushes: jit.flushes };
+  }
+
+  /**
+   * The translation cache's bound in MiB (null: KVM, none), read from the process's own
+   * command line: adopted VMs have no other record of it. Undefined when the process is gone.
+   */
+  private async boundMiB(): Promise<number | null | undefined> {
     this.codeCacheBound ??= processArgv(this.pid).then((argv) => (argv.length ? codeCacheBoundMiB(argv) : undefined));
     const bound = await this.codeCacheBound;
-    if (bound === undefined) {
-      this.codeCacheBound = undefined;
-      return null;
-    }
-    return bound === null ? 0 : codeCacheRoomBytes(this.pid, bound);
+    if (bound === undefined) this.codeCacheBound = undefined;
+    return bound;
   }
 }
 
