@@ -5,6 +5,7 @@ import { VmLogs } from './queries/vm-logs.js';
 import { VmStatsQuery } from './queries/vm-stats.js';
 import type { VmRecords } from './supervision/vm-records.js';
 import type { UsageMeter } from './supervision/usage-meter.js';
+import type { CodeCacheWatch } from './supervision/code-cache-watch.js';
 import { PoolService } from './pools/pool-service.js';
 import type { ReplicaSource, ServiceGateway } from './ports.js';
 import { ServiceManager } from './services/service-manager.js';
@@ -15,6 +16,8 @@ export interface Core {
   records: VmRecords;
   /** Measures what running VMs use (the limits count it); the daemon starts and stops it. */
   usage: UsageMeter;
+  /** Warns of VMs whose translation cache thrashes; the daemon starts and stops it. */
+  codeCacheWatch: CodeCacheWatch;
   vms: VmCommands;
   snapshots: SnapshotService;
   pools: PoolService;
@@ -41,6 +44,7 @@ export function createCore(o: FleetOptions, gateway?: GatewayFactory): Core {
   return {
     records: fleet.records,
     usage: fleet.usage,
+    codeCacheWatch: fleet.codeCacheWatch,
     vms,
     snapshots,
     pools,

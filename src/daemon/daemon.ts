@@ -92,6 +92,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
     const report = await core.reconciler.reconcile();
     log.info(report, 'reconciled state with running VMs');
     core.usage.start();
+    core.codeCacheWatch.start();
     core.pools.start();
     await core.services.start();
     let uiUrl: string | null = null;
@@ -140,6 +141,7 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
         closed = true;
         await app.close();
         await core.usage.stop();
+        await core.codeCacheWatch.stop();
         core.pools.close();
         await core.services.close();
         const stopVms = opts.stopVms ?? cfg.stopVmsOnExit;

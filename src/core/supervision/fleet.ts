@@ -7,6 +7,7 @@ import type { PlanHooks } from '../plan.js';
 import type { BootDeps } from '../steps/boot-context.js';
 import type { ManagerLimits, UsageView } from './limits.js';
 import { UsageMeter, type ProcessSampler } from './usage-meter.js';
+import { BUSY_CPU_PCT, CodeCacheWatch } from './code-cache-watch.js';
 import { hostAvailableMiB } from '../../util/process-usage.js';
 import { Supervisor } from './supervisor.js';
 import { VmRecords } from './vm-records.js';
@@ -42,6 +43,8 @@ export class Fleet {
   /** What each VM really uses, for the limits. */
   readonly usage: UsageMeter;
   readonly usageView: UsageView;
+  /** Warns of VMs whose translation cache keeps filling up. */
+  readonly codeCacheWatch: CodeCacheWatch;
 
   constructor(readonly o: FleetOptions) {
     this.records = new VmRecords(o.store);
@@ -53,6 +56,13 @@ export class Fleet {
     // No VMM handle: nothing known to grow (0). A handle whose process is gone: null.
     this.usage = new UsageMeter(this.records, o.sampler, (vm) => this.supervisor.context(vm.id)?.process?.growthBytes() ?? Promise.resolve(0));
     this.usageView = { usage: (vm) => this.usage.get(vm), hostAvailableMiB };
+    this.codeCacheWatch = new CodeCacheWatch(
+      this.records,
+      (vm) => this.supervisor.context(vm.id)?.process?.codeCache() ?? Promise.resolve(null),
+      (vm) => (this.usage.get(vm)?.cpuPct ?? 0) >= BUSY_CPU_PCT,
+      (vm, flushes, overMs, boundMiB) =>
+        o.log(`VM ${vm.name}: its ${boundMiB} MiB translation cache filled up ${flushes} times in ${Math.round(overMs / 1000)} s: it thrashes (give it a larger codeCacheMiB; GET /vm/${vm.name}/stats)`),
+    );
     this.supervisor = new Supervisor(this.records, this.deps, this.locks, this.hooks, (id) => this.runDir(id));
   }
 

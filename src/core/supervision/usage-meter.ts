@@ -1,3 +1,4 @@
+import { Periodic } from '../../util/periodic.js';
 import { cpuPercent, processPssBytes, sampleProcess } from '../../util/process-usage.js';
 import type { VmRecord } from '../models.js';
 import type { VmRecords } from './vm-records.js';
@@ -54,8 +55,7 @@ const GROWTH_REFRESH_MS = 60_000;
  */
 export class UsageMeter {
   private readonly entries = new Map<string, Entry>();
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly ticker: Periodic;
   private readonly tickMs: number;
   private readonly refreshMs: number;
   private readonly maxPerTick: number;
@@ -69,6 +69,7 @@ export class UsageMeter {
     this.tickMs = opts.tickMs ?? 500;
     this.refreshMs = opts.refreshMs ?? 10_000;
     this.maxPerTick = opts.maxPerTick ?? 5;
+    this.ticker = new Periodic(this.tickMs, () => this.tick());
     records.on('removed', (vm) => this.entries.delete(vm.id));
   }
 
@@ -101,17 +102,11 @@ export class UsageMeter {
   }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (!this.running) this.running = this.tick().finally(() => (this.running = null));
-    }, this.tickMs);
-    this.timer.unref();
+    this.ticker.start();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
+    await this.ticker.stop();
   }
 
   /** Measures the VMs never measured in their current boot, then the stalest slice of the rest. */
