@@ -73,7 +73,13 @@
  *   node dist/bench/density.js                          (root; takes the machine for long)
  *   MAX_VMS=6 BATCH=3 IDLE_S=2 WINDOW_S=3 RATE_N=4 node dist/bench/density.js   (quick check)
  * Env: MEM_MIB (128), BATCH (8), FLOOR_GIB (3), MAX_VMS (no cap), IDLE_S (10), WINDOW_S (20), RATE_N,
- * RAW_RENEW (1).
+ * RAW_RENEW (1), PHASES (cold,clones,raw,rate: which of the four run; raw needs clones),
+ * CLONE_CODE_CACHE_MIB (the clones' codeCacheMiB, phases 2 and 4; default: the
+ * daemon's, 32).
+ *
+ * After the answers of phases 1 and 2, GET /vm/{id}/stats of every VM: its translation
+ * cache's bound, the code it holds and how many times it filled up since its VMM started
+ * (a clone's renewal and one request fit, or the bound is too small for it).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -104,6 +110,10 @@ const IDLE_S = Number(process.env.IDLE_S ?? 10);
 const WINDOW_S = Number(process.env.WINDOW_S ?? 20);
 const RATE_N = process.env.RATE_N ? envInt('RATE_N', 0) : null;
 const RAW_RENEW = process.env.RAW_RENEW !== '0';
+const PHASES = new Set((process.env.PHASES ?? 'cold,clones,raw,rate').split(',').map((p) => p.trim()));
+for (const p of PHASES) if (!['cold', 'clones', 'raw', 'rate'].includes(p)) throw new Error(`PHASES: unknown phase '${p}' (cold, clones, raw, rate)`);
+if (PHASES.has('raw') && !PHASES.has('clones')) throw new Error('PHASES: raw needs clones (its clones copy a clone\'s command line)');
+const CLONE_CODE_CACHE_MIB = process.env.CLONE_CODE_CACHE_MIB ? envInt('CLONE_CODE_CACHE_MIB', 0) : null;
 const CONCURRENCIES = [1, 4, 16];
 /** The daemon's VM count limit; its vCPU and memory limits stay its defaults. */
 const DAEMON_MAX_VMS = 2000;
@@ -284,6 +294,32 @@ function printPhase(title: string, f: Fill, m: Measured, extra: string[]): void 
   for (const l of extra) out(l);
 }
 
+/** GET /vm/{id}/stats of each unit: what its translation cache holds and how often it filled up. */
+async function codeCaches(d: BenchDaemon, units: Unit[]): Promise<string> {
+  const used: number[] = [];
+  const flushes: number[] = [];
+  const bounds = new Set<number>();
+  let none = 0;
+  for (let i = 0; i < units.length; i += GET_BATCH) {
+    await Promise.all(
+      units.slice(i, i + GET_BATCH).map(async (u) => {
+        const c = (await d.client.stats(u.key).catch(() => null))?.codeCache;
+        if (!c) return void none++;
+        used.push(c.usedMiB);
+        flushes.push(c.flushes);
+        bounds.add(c.boundMiB);
+      }),
+    );
+  }
+  if (used.length === 0) return `code cache (GET /vm/{id}/stats): no figure from any VM (${none} without one)`;
+  const u = spread(used);
+  const f = spread(flushes);
+  return (
+    `code cache (GET /vm/{id}/stats, after the answers): bound ${[...bounds].join('/')} MiB; code held min ${f1(u.min)}, p50 ${f1(u.p50)}, max ${f1(u.max)} MiB; ` +
+    `filled up since the VMM started: p50 ${f.p50}, max ${f.max} times, ${flushes.filter((n) => n > 0).length}/${used.length} VMs at least once${none ? `; ${none} without a figure` : ''}`
+  );
+}
+
 /** GET http://<ip>:8080/ of each unit: how many answered, and the failures. */
 async function checkAnswers(units: Unit[]): Promise<{ ok: number; retried: number; failures: string[] }> {
   let ok = 0;
@@ -358,7 +394,8 @@ async function deleteAll(d: BenchDaemon, units: Unit[], label: string): Promise<
 }
 
 async function runVm(d: BenchDaemon, boot: 'cold' | 'template'): Promise<Unit> {
-  const vm = await d.client.run({ image: IMAGE, memMiB: MEM_MIB, boot });
+  const cache = boot === 'template' && CLONE_CODE_CACHE_MIB !== null ? { codeCacheMiB: CLONE_CODE_CACHE_MIB } : {};
+  const vm = await d.client.run({ image: IMAGE, memMiB: MEM_MIB, boot, ...cache });
   if (vm.origin !== boot) throw new Error(`VM ${vm.name} came up as '${vm.origin}', not '${boot}'`);
   if (!vm.pid) throw new Error(`VM ${vm.name} has no VMM pid`);
   return { key: vm.id, pid: vm.pid, ip: vm.ip };
@@ -624,80 +661,94 @@ async function main(): Promise<void> {
     const results: PhaseResult[] = [];
 
     // 1. cold
-    const cold: Unit[] = [];
-    const fc = await fill('cold', () => runVm(daemon, 'cold'), cold);
-    const mc = await measure('cold', cold, daemonPid);
-    const ac = await checkAnswers(cold);
-    printPhase(`phase 1, cold: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot:'cold'}`, fc, mc, [
-      `GET http://<ip>:${APP_PORT}/ answered by ${ac.ok}/${cold.length}${ac.retried ? ` (${ac.retried} after a retry)` : ''}${ac.failures.length ? `; failures: ${ac.failures.slice(0, 10).join(' | ')}` : ''}`,
-    ]);
-    results.push({ name: 'cold', count: cold.length, stop: fc.stop, m: mc, answered: ac.ok });
-    await deleteAll(d, cold, 'cold');
+    if (PHASES.has('cold')) {
+      const cold: Unit[] = [];
+      const fc = await fill('cold', () => runVm(daemon, 'cold'), cold);
+      const mc = await measure('cold', cold, daemonPid);
+      const ac = await checkAnswers(cold);
+      printPhase(`phase 1, cold: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot:'cold'}`, fc, mc, [
+        `GET http://<ip>:${APP_PORT}/ answered by ${ac.ok}/${cold.length}${ac.retried ? ` (${ac.retried} after a retry)` : ''}${ac.failures.length ? `; failures: ${ac.failures.slice(0, 10).join(' | ')}` : ''}`,
+        await codeCaches(daemon, cold),
+      ]);
+      results.push({ name: 'cold', count: cold.length, stop: fc.stop, m: mc, answered: ac.ok });
+      await deleteAll(d, cold, 'cold');
+    }
 
     // 2. template clones
-    const tpl = await makeTemplate(d);
-    if (tpl.memory !== 'file') throw new Error(`template ${tpl.name} has memory '${tpl.memory}': the raw clones need a 'file' template`);
-    const clones: Unit[] = [];
-    const ft = await fill('clones', () => runVm(daemon, 'template'), clones);
-    const mt = await measure('clones', clones, daemonPid);
-    const at = await checkAnswers(clones);
-    const probe = clones[0];
-    if (!probe) throw new Error(`no clone started (${ft.stop})`);
-    const cmdline = (await readFile(`/proc/${probe.pid}/cmdline`, 'utf8')).replace(/\0$/, '').split('\0');
-    printPhase(`phase 2, template clones: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot:'template'} (template ${tpl.name})`, ft, mt, [
-      `GET http://<ip>:${APP_PORT}/ answered by ${at.ok}/${clones.length} clones${at.retried ? ` (${at.retried} after a retry)` : ''}${at.failures.length ? `; FAILURES (${at.failures.length}): ${at.failures.slice(0, 10).join(' | ')}` : ''}`,
-    ]);
-    results.push({ name: 'template clones', count: clones.length, stop: ft.stop, m: mt, answered: at.ok });
-    await deleteAll(d, clones, 'clones');
+    let cmdline: string[] = [];
+    let tpl: SnapshotView | null = null;
+    if (PHASES.has('clones')) {
+      tpl = await makeTemplate(d);
+      if (tpl.memory !== 'file') throw new Error(`template ${tpl.name} has memory '${tpl.memory}': the raw clones need a 'file' template`);
+      const clones: Unit[] = [];
+      const ft = await fill('clones', () => runVm(daemon, 'template'), clones);
+      const mt = await measure('clones', clones, daemonPid);
+      const at = await checkAnswers(clones);
+      const probe = clones[0];
+      if (!probe) throw new Error(`no clone started (${ft.stop})`);
+      cmdline = (await readFile(`/proc/${probe.pid}/cmdline`, 'utf8')).replace(/\0$/, '').split('\0');
+      const cacheText = CLONE_CODE_CACHE_MIB === null ? '' : `, codeCacheMiB:${CLONE_CODE_CACHE_MIB}`;
+      printPhase(`phase 2, template clones: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot:'template'${cacheText}} (template ${tpl.name})`, ft, mt, [
+        `GET http://<ip>:${APP_PORT}/ answered by ${at.ok}/${clones.length} clones${at.retried ? ` (${at.retried} after a retry)` : ''}${at.failures.length ? `; FAILURES (${at.failures.length}): ${at.failures.slice(0, 10).join(' | ')}` : ''}`,
+        await codeCaches(daemon, clones),
+      ]);
+      results.push({ name: 'template clones', count: clones.length, stop: ft.stop, m: mt, answered: at.ok });
+      await deleteAll(d, clones, 'clones');
+    }
 
     // 3. raw QEMU clones of the same template
-    const pidfile = cmdline[cmdline.indexOf('-pidfile') + 1]!;
-    const runDir = dirname(pidfile);
-    const memObj = cmdline.find((a, i) => cmdline[i - 1] === '-object' && a.startsWith('memory-backend-file'));
-    const memPath = memObj ? parseOpts(memObj).props.get('mem-path') : undefined;
-    if (!memPath || parseOpts(memObj!).props.get('share') !== 'off' || basename(memPath) !== SNAPSHOT_MEMORY) {
-      throw new Error(`the clone's RAM is not a template memory file mapped share=off: ${memObj}`);
+    if (PHASES.has('raw') && tpl) {
+      const pidfile = cmdline[cmdline.indexOf('-pidfile') + 1]!;
+      const runDir = dirname(pidfile);
+      const memObj = cmdline.find((a, i) => cmdline[i - 1] === '-object' && a.startsWith('memory-backend-file'));
+      const memPath = memObj ? parseOpts(memObj).props.get('mem-path') : undefined;
+      if (!memPath || parseOpts(memObj!).props.get('share') !== 'off' || basename(memPath) !== SNAPSHOT_MEMORY) {
+        throw new Error(`the clone's RAM is not a template memory file mapped share=off: ${memObj}`);
+      }
+      const snapDir = dirname(memPath);
+      if (snapDir !== join(new Paths(d.home).snapshots, tpl.name)) throw new Error(`the clone maps ${memPath}, not template ${tpl.name}'s memory`);
+      const statePath = join(snapDir, SNAPSHOT_STATE);
+      await stat(statePath);
+      const argvFor = (dir: string, n: number): string[] => rawArgv(cmdline, runDir, dir, n);
+      const shown = argvFor('<dir>', 0);
+      await run('ip', ['netns', 'add', RAW_NETNS]);
+      rawNetnsMade = true;
+      const rawUnits: Unit[] = [];
+      const identity = RAW_RENEW ? identityOf(cmdline) : null;
+      const fr = await fill('raw', (n) => startRaw(work, argvFor, statePath, identity, n), rawUnits);
+      const mr = await measure('raw', rawUnits, daemonPid);
+      printPhase(`phase 3, raw QEMU clones of template ${tpl.name} (no daemon; each on a tap of its own attached to nothing)`, fr, mr, [
+        `raw clone command line: ${shown.map((a) => (/[\s']/.test(a) ? shellQuote(a) : a)).join(' ')}`,
+        `run as: nsenter --net=/run/netns/${RAW_NETNS} -- <that>; then over QMP: migrate-set-capabilities x-ignore-shared+events, announce-rounds 0, migrate-incoming exec:cat ${statePath}, cont`,
+        identity ? `then the guest agent's renew: ${identity.ip}/${identity.prefix} via ${identity.gateway}, MAC ${identity.mac}, hostname ${RAW_TAG}-<n>` : 'no guest agent renew (RAW_RENEW=0): the guest app stays frozen as in the template',
+      ]);
+      results.push({ name: 'raw QEMU clones', count: rawUnits.length, stop: fr.stop, m: mr, answered: null });
+      await killAllRaw('raw');
     }
-    const snapDir = dirname(memPath);
-    if (snapDir !== join(new Paths(d.home).snapshots, tpl.name)) throw new Error(`the clone maps ${memPath}, not template ${tpl.name}'s memory`);
-    const statePath = join(snapDir, SNAPSHOT_STATE);
-    await stat(statePath);
-    const argvFor = (dir: string, n: number): string[] => rawArgv(cmdline, runDir, dir, n);
-    const shown = argvFor('<dir>', 0);
-    await run('ip', ['netns', 'add', RAW_NETNS]);
-    rawNetnsMade = true;
-    const rawUnits: Unit[] = [];
-    const identity = RAW_RENEW ? identityOf(cmdline) : null;
-    const fr = await fill('raw', (n) => startRaw(work, argvFor, statePath, identity, n), rawUnits);
-    const mr = await measure('raw', rawUnits, daemonPid);
-    printPhase(`phase 3, raw QEMU clones of template ${tpl.name} (no daemon; each on a tap of its own attached to nothing)`, fr, mr, [
-      `raw clone command line: ${shown.map((a) => (/[\s']/.test(a) ? shellQuote(a) : a)).join(' ')}`,
-      `run as: nsenter --net=/run/netns/${RAW_NETNS} -- <that>; then over QMP: migrate-set-capabilities x-ignore-shared+events, announce-rounds 0, migrate-incoming exec:cat ${statePath}, cont`,
-      identity ? `then the guest agent's renew: ${identity.ip}/${identity.prefix} via ${identity.gateway}, MAC ${identity.mac}, hostname ${RAW_TAG}-<n>` : 'no guest agent renew (RAW_RENEW=0): the guest app stays frozen as in the template',
-    ]);
-    results.push({ name: 'raw QEMU clones', count: rawUnits.length, stop: fr.stop, m: mr, answered: null });
-    await killAllRaw('raw');
-    const ratio = clones.length / rawUnits.length;
-    out(`\nuigniter clones / raw clones = ${clones.length}/${rawUnits.length} = ${f3(ratio)} (goal >= ${GOAL.rawRatio}); clones ${clones.length} (goal >= ${GOAL.clones})`);
+    const found = (n: string): PhaseResult | undefined => results.find((r) => r.name === n);
+    const nClones = found('template clones')?.count ?? NaN;
+    const ratio = nClones / (found('raw QEMU clones')?.count ?? NaN);
+    if (Number.isFinite(ratio)) out(`\nuigniter clones / raw clones = ${nClones}/${found('raw QEMU clones')!.count} = ${f3(ratio)} (goal >= ${GOAL.rawRatio}); clones ${nClones} (goal >= ${GOAL.clones})`);
 
     // 4. creation rate
     const rates: RateRun[] = [];
-    for (const conc of CONCURRENCIES) for (const kind of ['cold', 'template'] as const) rates.push(await rateRun(d, kind, conc));
-    out(`\nphase 4, creation rate: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot} (wait=ready), cold and template alternating`);
-    out(`time = client side, from just before the first POST is sent to the last POST's answer; VMs/s = VMs made / time; answer = one POST's own time, s\n`);
-    printTable(
-      ['kind', 'concurrency', 'VMs ok/N', 'time s', 'VMs/s', 'answer min', 'p50', 'p99', 'max', 'failures'],
-      rates.map((r) => {
-        const s = spread(r.answers);
-        return [r.kind, r.conc, `${r.ok}/${r.n}`, f2(r.seconds), f2(r.ok / r.seconds), f3(s.min / 1000), f3(s.p50 / 1000), f3(s.p99 / 1000), f3(s.max / 1000), r.failures.length ? `${r.failures.length}: ${r.failures[0]}` : '0'];
-      }),
-    );
+    if (PHASES.has('rate')) {
+      for (const conc of CONCURRENCIES) for (const kind of ['cold', 'template'] as const) rates.push(await rateRun(d, kind, conc));
+      out(`\nphase 4, creation rate: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot} (wait=ready), cold and template alternating`);
+      out(`time = client side, from just before the first POST is sent to the last POST's answer; VMs/s = VMs made / time; answer = one POST's own time, s\n`);
+      printTable(
+        ['kind', 'concurrency', 'VMs ok/N', 'time s', 'VMs/s', 'answer min', 'p50', 'p99', 'max', 'failures'],
+        rates.map((r) => {
+          const s = spread(r.answers);
+          return [r.kind, r.conc, `${r.ok}/${r.n}`, f2(r.seconds), f2(r.ok / r.seconds), f3(s.min / 1000), f3(s.p50 / 1000), f3(s.p99 / 1000), f3(s.max / 1000), r.failures.length ? `${r.failures.length}: ${r.failures[0]}` : '0'];
+        }),
+      );
+    }
 
-    // summary
-    const byName = (n: string): PhaseResult => results.find((r) => r.name === n)!;
+    // summary (a phase not run: its goals say "no data")
     const tplRates = rates.filter((r) => r.kind === 'template');
-    const best = tplRates.reduce((a, b) => (b.ok / b.seconds > a.ok / a.seconds ? b : a));
-    const bestRate = best.ok / best.seconds;
+    const best = tplRates.reduce<RateRun | null>((a, b) => (a === null || b.ok / b.seconds > a.ok / a.seconds ? b : a), null);
+    const bestRate = best ? best.ok / best.seconds : NaN;
     const verdict = (ok: boolean, have: boolean = true): string => (!have ? 'NOT met (no data)' : ok ? 'met' : 'NOT met');
     const info = (x: number, ok: boolean): string => (!Number.isFinite(x) ? '(info) no data' : `(info) ${ok ? 'would meet' : 'would not meet'}`);
     const rows: (string | number)[][] = [];
@@ -708,12 +759,16 @@ async function main(): Promise<void> {
       rows.push([`${r.name}: PSS/VM p50 < ${GOAL.pssShare} x guest RAM (${MEM_MIB * GOAL.pssShare} MiB)`, `${f1(pss)} MiB`, goalRow ? verdict(pss < MEM_MIB * GOAL.pssShare, Number.isFinite(pss)) : info(pss, pss < MEM_MIB * GOAL.pssShare)]);
       rows.push([`${r.name}: idle CPU/VM p50 <= ${GOAL.idleCpuPct}% of a core`, `${f3(cpu)}%`, goalRow ? verdict(cpu <= GOAL.idleCpuPct, Number.isFinite(cpu)) : info(cpu, cpu <= GOAL.idleCpuPct)]);
     }
-    const nClones = byName('template clones').count;
-    rows.push([`template clones >= ${GOAL.clones}`, `${nClones} (stop: ${byName('template clones').stop})`, verdict(nClones >= GOAL.clones)]);
-    rows.push([`clones / raw QEMU clones >= ${GOAL.rawRatio}`, `${f3(ratio)} (${nClones}/${byName('raw QEMU clones').count})`, verdict(ratio >= GOAL.rawRatio, Number.isFinite(ratio))]);
-    rows.push([`VMs/s from a template >= ${GOAL.templateRate} (best concurrency)`, `${f2(bestRate)} at concurrency ${best.conc}`, verdict(bestRate >= GOAL.templateRate, Number.isFinite(bestRate))]);
-    rows.push(['every clone answers GET / at the end', `${byName('template clones').answered}/${nClones}`, verdict(byName('template clones').answered === nClones)]);
-    out(`\nsummary (cold: ${byName('cold').count} VMs, stop: ${byName('cold').stop}; raw: ${byName('raw QEMU clones').count}, stop: ${byName('raw QEMU clones').stop})\n`);
+    const clonePhase = found('template clones');
+    rows.push([`template clones >= ${GOAL.clones}`, clonePhase ? `${nClones} (stop: ${clonePhase.stop})` : '-', verdict(nClones >= GOAL.clones, clonePhase !== undefined)]);
+    rows.push([`clones / raw QEMU clones >= ${GOAL.rawRatio}`, Number.isFinite(ratio) ? `${f3(ratio)} (${nClones}/${found('raw QEMU clones')!.count})` : '-', verdict(ratio >= GOAL.rawRatio, Number.isFinite(ratio))]);
+    rows.push([`VMs/s from a template >= ${GOAL.templateRate} (best concurrency)`, best ? `${f2(bestRate)} at concurrency ${best.conc}` : '-', verdict(bestRate >= GOAL.templateRate, Number.isFinite(bestRate))]);
+    rows.push(['every clone answers GET / at the end', clonePhase ? `${clonePhase.answered}/${nClones}` : '-', verdict(clonePhase?.answered === nClones, clonePhase !== undefined)]);
+    const stopOf = (n: string): string => {
+      const r = found(n);
+      return r ? `${r.count} VMs, stop: ${r.stop}` : 'not run';
+    };
+    out(`\nsummary (phases ${[...PHASES].join(',')}; cold: ${stopOf('cold')}; raw: ${stopOf('raw QEMU clones')})\n`);
     printTable(['goal', 'measured', 'result'], rows);
   } catch (e) {
     failed = true;
