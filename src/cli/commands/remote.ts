@@ -200,7 +200,7 @@ export function registerRemote(program: Command): void {
         u ? `memory      ${u.pssMiB.toFixed(1)} MiB PSS, ${u.growthMiB.toFixed(1)} MiB more it may take` : 'memory      not measured yet',
         u ? `cpu         ${u.cpuPct === null ? '-' : `${u.cpuPct.toFixed(1)}% of a core`}` : 'cpu         not measured yet',
         s.codeCache
-          ? `code cache  ${s.codeCache.usedMiB.toFixed(1)} of ${s.codeCache.boundMiB} MiB, flushed ${s.codeCache.flushes} time(s)${s.codeCache.flushes > 0 ? ' (if this grows while the VM works, give it a larger --code-cache)' : ''}`
+          ? `code cache  ${s.codeCache.usedMiB.toFixed(1)} of ${s.codeCache.boundMiB} MiB, emptied ${s.codeCache.flushes} time(s) since the VMM started (a restore counts one)${s.codeCache.flushes >= 2 ? '; if this grows while the VM works, give it a larger --code-cache' : ''}`
           : 'code cache  none (KVM)',
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
