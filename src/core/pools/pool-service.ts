@@ -6,7 +6,7 @@ import type { SnapshotService } from '../snapshots/snapshot-service.js';
 import type { Fleet } from '../supervision/fleet.js';
 import { codeCacheOf, specFromRequest } from '../vm-request.js';
 import { isActive } from '../vm-state.js';
-import { resolveWarm, warmUp, type WarmRequest } from './warm-up.js';
+import { readyAgain, resolveWarm, warmUp, type WarmRequest } from './warm-up.js';
 
 export interface CreatePoolRequest {
   image: string;
@@ -205,6 +205,7 @@ export class PoolService {
       // After the template: what warms a spare is the pool's business, not every restore's.
       // Warming only saves its first client time: a spare that was ready but answers a
       // warm-up slowly (a loaded host) is paused unwarmed rather than thrown away.
+      if (vm.ip && vm.origin !== 'cold') await readyAgain(vm.ip, image.ready).catch((e: unknown) => this.o.log(`spare ${name}: ${messageOf(e)}`));
       if (vm.ip) await warmUp(vm.ip, pool.warm).catch((e: unknown) => this.o.log(`spare ${name} paused without its warm-up: ${messageOf(e)}`));
       await this.vms.pause(vm.id);
     }

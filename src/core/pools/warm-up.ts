@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { invalid } from '../errors.js';
 import type { ImageManifest, PoolWarm, ReadyCheck } from '../models.js';
 import { probeOnce } from '../snapshots/probe-once.js';
@@ -31,6 +32,27 @@ export function resolveWarm(req: WarmRequest | undefined, image: ImageManifest, 
   if (path !== null && port === null) throw invalid(`${field}.path`, `${field}.path needs a port: the image declares none`);
   const imagePath = ready.kind === 'http' && ready.port === port ? ready.path : null;
   return { port, path: path ?? readinessPath ?? imagePath, requests: port === null ? 0 : requests };
+}
+
+/** How long a restored spare's app gets to pass its readiness check again. */
+export const READY_AGAIN_MS = 10_000;
+
+/**
+ * Waits until an HTTP readiness check answers 2xx or 3xx (as the guest init requires) again.
+ * A restored spare was ready in its snapshot, but its renewal cut the snapshot's
+ * connections: an app that needs one to work (a broker, a database) may still be
+ * reconnecting, and a spare paused then would do that reconnecting, translated from
+ * scratch under TCG, after its hand-out, on its first client's time.
+ */
+export async function readyAgain(ip: string, ready: ReadyCheck, timeoutMs = READY_AGAIN_MS, everyMs = 50): Promise<void> {
+  if (ready.kind !== 'http') return;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await probeOnce(ip, ready, Math.max(100, deadline - Date.now())).catch(() => null);
+    if (status !== null && status >= 200 && status < 400) return;
+    if (Date.now() >= deadline) throw new Error(`its readiness check (GET ${ready.path}) did not pass again within ${timeoutMs} ms (last: ${status ?? 'no answer'})`);
+    await sleep(everyMs);
+  }
 }
 
 /** Sends a spare its warm-up requests, one after another; any answer counts. */
