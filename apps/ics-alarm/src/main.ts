@@ -111,7 +111,9 @@ async function catchUpFromHistorian(): Promise<void> {
 const catchUpTimer = setInterval(() => void catchUpFromHistorian(), CATCH_UP_MS);
 
 const router = new Router()
-  .get('/healthz', ({ res }) => sendJson(res, 200, { status: 'ok' }))
+  // Ready only with a broker connection: a handler that cannot hear alarms is not ready (a
+  // pool then pauses its spare connected, and a cold boot is ready once connected).
+  .get('/healthz', ({ res }) => (mqtt.connected ? sendJson(res, 200, { status: 'ok' }) : sendJson(res, 503, { status: 'connecting to the broker' })))
   .get('/status', ({ res }) => sendJson(res, 200, { handled: handledCount, mqttConnected: mqtt.connected, rejected: rejections.count, rejections: rejections.recent }));
 const server = await listen(router, config.port, config.host);
 log(`alarm handler listening on ${config.host}:${config.port}; broker ${config.broker}${historian ? `, historian ${historian}` : ''}`);
