@@ -49,6 +49,23 @@ export function nodeHooksSource(): string {
 }
 
 /**
+ * What names one node runtime layer without hashing the 100 MB binary on every image build:
+ * the binary's and each library's real path, size and mtime, and the hooks' content hash
+ * (editing them makes a new layer). Not ldd's raw output: it prints load addresses, which
+ * ASLR changes on every call (measured: every image build missed its index and hashed node).
+ */
+export async function nodeRuntimeFingerprint(real: string, libs: readonly string[], hooks: string): Promise<string> {
+  const parts: string[] = [];
+  for (const path of [real, ...libs]) {
+    const target = await realpath(path);
+    const st = await stat(target);
+    parts.push(`${path} ${target} ${st.size} ${st.mtimeMs}`);
+  }
+  parts.push(await sha256File(hooks));
+  return sha256(parts.join('\n')).slice(0, 24);
+}
+
+/**
  * The Node.js runtime layer: the host's node binary at /usr/bin/node plus the shared
  * libraries ldd names, at the paths the loader expects. Measured here: that is all a
  * guest needs to run node. Built once per node binary (and version of our clone hooks,
@@ -57,15 +74,13 @@ export function nodeHooksSource(): string {
  */
 export async function ensureNodeRuntime(layers: LayerStore, cacheDir: string, nodePath = process.execPath): Promise<Runtime> {
   const real = await realpath(nodePath);
-  const st = await stat(real);
   const ldd = await run('ldd', [real]).catch((e: unknown) => {
     throw new UigniterError('failed_precondition', `cannot list the libraries of ${real}: ${String(e)}`);
   });
+  const libs = parseLdd(ldd.stdout);
   const version = (await run(real, ['--version'])).stdout.trim();
   const hooks = nodeHooksSource();
-  // Hashing a 100 MB binary on every image build is slow; trust (path, size, mtime, libs).
-  // The hooks are small: their content hash goes in, so editing them makes a new layer.
-  const fingerprint = sha256(`${real}\n${st.size}\n${st.mtimeMs}\n${ldd.stdout}\n${await sha256File(hooks)}`).slice(0, 24);
+  const fingerprint = await nodeRuntimeFingerprint(real, libs, hooks);
   const index = join(cacheDir, 'runtime', `node-${fingerprint}.json`);
   const known = await readFile(index, 'utf8').then((t) => JSON.parse(t) as { digest: string }).catch(() => null);
 
@@ -74,7 +89,7 @@ export async function ensureNodeRuntime(layers: LayerStore, cacheDir: string, no
     { path: 'usr/local/bin/node', kind: 'symlink', target: '/usr/bin/node' },
     { path: NODE_HOOKS_PATH, kind: 'file', source: hooks, mode: 0o644 },
   ];
-  for (const lib of parseLdd(ldd.stdout)) {
+  for (const lib of libs) {
     entries.push({ path: lib.slice(1), kind: 'file', source: await realpath(lib), mode: 0o755 });
   }
   const digest = known?.digest ?? (await digestTree(entries));
