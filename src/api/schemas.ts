@@ -248,7 +248,7 @@ export const VolumeRef = Type.Object({ name: Name });
 const WarmBody = Type.Object(
   {
     path: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: "an HTTP path to prime (it must be safe to repeat); default: the app's readiness check" })),
-    requests: Type.Optional(Type.Integer({ minimum: 0, maximum: 20, description: 'requests sent to each spare before it is paused (default 3)' })),
+    requests: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'requests sent to each spare before it is paused (default 10)' })),
   },
   { additionalProperties: false, description: 'warm-up requests each spare serves before it is paused' },
 );

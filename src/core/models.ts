@@ -169,6 +169,10 @@ export interface SnapshotRecord {
 export interface BootMarks {
   vmmStart?: number;
   vmmLaunched?: number;
+  /** A pool's hand-out: its spare claimed (name saved), resumed, its identity renewed. */
+  claimed?: number;
+  resumed?: number;
+  renewed?: number;
   ready?: number;
 }
 

@@ -57,7 +57,7 @@ describe('services', () => {
       [{ ...base, autoscale: { metric: 'inflight', target: 0 } }, 'autoscale.target'],
       [{ ...base, health: { liveness: { http: { path: '/x' }, tcp: true } } }, 'health.liveness'],
       [{ ...base, pool: { size: 1, warm: { path: 'x' } } }, 'pool.warm.path'],
-      [{ ...base, pool: { size: 1, warm: { requests: 99 } } }, 'pool.warm.requests'],
+      [{ ...base, pool: { size: 1, warm: { requests: 101 } } }, 'pool.warm.requests'],
     ] as [Record<string, unknown>, string | undefined][]) {
       const err = await d.client.raw('POST', '/services', body).then(() => null, (e: unknown) => e);
       assert.ok(err instanceof ApiError && err.status >= 400 && err.status < 500, `${JSON.stringify(body)} is refused (${String(err)})`);

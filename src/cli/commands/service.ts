@@ -130,7 +130,7 @@ export function registerService(program: Command): void {
     .option('--vcpus <n>', 'vCPUs', int)
     .option('-e, --env <K=V>', 'environment variable (repeatable)', collect, [])
     .option('--warm <path>', "HTTP path each spare serves before it is paused (default: the image's readiness check); it must be safe to repeat")
-    .option('--warm-requests <n>', 'warm-up requests per spare (default 3; 0: none)', int)
+    .option('--warm-requests <n>', 'warm-up requests per spare (default 10; 0: none)', int)
     .option('--json', 'JSON output')
     .action(async (image: string, o: { size: number; mem?: number; vcpus?: number; env: string[]; warm?: string; warmRequests?: number; json?: boolean }) => {
       const p = await (await connect()).createPool({

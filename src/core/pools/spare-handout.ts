@@ -40,9 +40,11 @@ export async function takeSpare(
         if (fleet.o.store.getVm(spec.name)) throw new UigniterError('already_exists', `a VM named '${spec.name}' already exists`, 'name');
         fleet.records.save({ ...spare, name: spec.name, spec: { ...spare.spec, name: spec.name, ports: spec.ports, stopTimeoutMs: spec.stopTimeoutMs }, pool: null, origin: 'pool', service });
       });
+      marks.claimed = performance.now();
       try {
         const proc = ctx.process;
         await proc.resume();
+        marks.resumed = performance.now();
         const agent = new GuestAgent(await proc.openAgent());
         try {
           await agent.renew({
@@ -58,6 +60,7 @@ export async function takeSpare(
         } finally {
           agent.close();
         }
+        marks.renewed = performance.now();
         fleet.o.network.setName(spare.name, null);
         fleet.o.network.setName(spec.name, ctx.lease.ip);
         if (spec.ports.length > 0) ctx.unpublish = await fleet.o.network.publish(spare.id, ctx.lease.ip, spec.ports);

@@ -9,8 +9,8 @@ export interface WarmRequest {
   requests?: number;
 }
 
-export const DEFAULT_WARM_REQUESTS = 3;
-export const MAX_WARM_REQUESTS = 20;
+export const DEFAULT_WARM_REQUESTS = 10;
+export const MAX_WARM_REQUESTS = 100;
 
 /**
  * Resolves how a pool warms each spare before pausing it. Under TCG a restored VM's first
