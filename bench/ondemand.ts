@@ -7,9 +7,9 @@
  *   pool     the same POST without boot (a warm pool of 2 for the image hands out a spare),
  *            then the same GET -> first reply received. Before each measurement: the pool
  *            has 2 ready spares again (GET /pools). The pool warms its spares the default
- *            way (3 requests of the image's readiness check, GET /healthz).
+ *            way (10 requests of the image's readiness check, GET /healthz).
  *   pool+    the same with a pool primed with GET / (`warm: {path: '/'}`: each spare serves
- *            3 requests of / before its pause). A different env (PRIMED=1) keeps the two
+ *            10 requests of / before its pause). A different env (PRIMED=1) keeps the two
  *            pools' spares apart.
  *   gateway  one GET <service gateway>/ sent to a service at 0 replicas (min 0, max 1,
  *            autoscale inflight, scaleToZeroAfterMs 1000, pool of 1) -> its reply received.
