@@ -54,10 +54,9 @@ export function nodeHooksSource(): string {
  * (editing them makes a new layer). Not ldd's raw output: it prints load addresses, which
  * ASLR changes on every call (measured: every image build missed its index and hashed node).
  */
-export async function nodeRuntimeFingerprint(real: string, libs: readonly string[], hooks: string): Promise<string> {
+export async function nodeRuntimeFingerprint(real: string, libs: readonly { path: string; target: string }[], hooks: string): Promise<string> {
   const parts: string[] = [];
-  for (const path of [real, ...libs]) {
-    const target = await realpath(path);
+  for (const { path, target } of [{ path: real, target: real }, ...libs]) {
     const st = await stat(target);
     parts.push(`${path} ${target} ${st.size} ${st.mtimeMs}`);
   }
@@ -77,7 +76,8 @@ export async function ensureNodeRuntime(layers: LayerStore, cacheDir: string, no
   const ldd = await run('ldd', [real]).catch((e: unknown) => {
     throw new UigniterError('failed_precondition', `cannot list the libraries of ${real}: ${String(e)}`);
   });
-  const libs = parseLdd(ldd.stdout);
+  // Each library at the path the loader opens, and the file it resolves to.
+  const libs = await Promise.all(parseLdd(ldd.stdout).map(async (path) => ({ path, target: await realpath(path) })));
   const version = (await run(real, ['--version'])).stdout.trim();
   const hooks = nodeHooksSource();
   const fingerprint = await nodeRuntimeFingerprint(real, libs, hooks);
@@ -89,9 +89,7 @@ export async function ensureNodeRuntime(layers: LayerStore, cacheDir: string, no
     { path: 'usr/local/bin/node', kind: 'symlink', target: '/usr/bin/node' },
     { path: NODE_HOOKS_PATH, kind: 'file', source: hooks, mode: 0o644 },
   ];
-  for (const lib of libs) {
-    entries.push({ path: lib.slice(1), kind: 'file', source: await realpath(lib), mode: 0o755 });
-  }
+  for (const lib of libs) entries.push({ path: lib.path.slice(1), kind: 'file', source: lib.target, mode: 0o755 });
   const digest = known?.digest ?? (await digestTree(entries));
   const layer = await layers.ensure(entries, digest);
   if (!known) await writeFileAtomic(index, JSON.stringify({ digest, node: real, version }));

@@ -19,7 +19,8 @@ describe("the node runtime's fingerprint", () => {
     const prints = new Set<string>();
     for (let i = 0; i < 5; i++) {
       const ldd = await run('ldd', [real]);
-      prints.add(await nodeRuntimeFingerprint(real, parseLdd(ldd.stdout), nodeHooksSource()));
+      const libs = await Promise.all(parseLdd(ldd.stdout).map(async (path) => ({ path, target: await realpath(path) })));
+      prints.add(await nodeRuntimeFingerprint(real, libs, nodeHooksSource()));
     }
     assert.equal(prints.size, 1);
   });
@@ -30,9 +31,9 @@ describe("the node runtime's fingerprint", () => {
       const lib = join(dir, 'libx.so');
       await writeFile(lib, 'one');
       const real = await realpath(process.execPath);
-      const before = await nodeRuntimeFingerprint(real, [lib], nodeHooksSource());
+      const before = await nodeRuntimeFingerprint(real, [{ path: lib, target: lib }], nodeHooksSource());
       await writeFile(lib, 'two, longer');
-      assert.notEqual(await nodeRuntimeFingerprint(real, [lib], nodeHooksSource()), before);
+      assert.notEqual(await nodeRuntimeFingerprint(real, [{ path: lib, target: lib }], nodeHooksSource()), before);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

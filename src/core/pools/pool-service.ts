@@ -35,20 +35,20 @@ export const MAX_POOL_SIZE = 64;
 const MAX_BACKOFF_MS = 30_000;
 
 /**
- * Warm pools: for a VM spec, keep `size` VMs booted (restored from the spec's template
- * when it has one) and paused, so a create of that spec only resumes one (see
- * spare-handout.ts). The pool refills in the background whenever a spare is taken, dies or
- * is removed; spares are ordinary VM records (they count against the limits, persist, and
- * are adopted after a restart), marked with the pool's id.
- */
-/**
  * How long a pool waits after a hand-out before it makes the next spare. Making one (a
  * restore, its readiness check, its warm-up) takes both cores of this machine for about a
  * second; started at once, it ran beside the first requests to the VM just handed out:
  * measured, the second request's p50 went from 16 to 64 ms.
  */
-const REFILL_AFTER_HANDOUT_MS = Number(process.env.REFILL_DELAY ?? 500);
+const REFILL_AFTER_HANDOUT_MS = 500;
 
+/**
+ * Warm pools: for a VM spec, keep `size` VMs booted (restored from the spec's template
+ * when it has one) and paused, so a create of that spec only resumes one (see
+ * spare-handout.ts). The pool refills in the background whenever a spare is taken (half a
+ * second later), dies or is removed; spares are ordinary VM records (they count against
+ * the limits, persist, and are adopted after a restart), marked with the pool's id.
+ */
 export class PoolService {
   private readonly refilling = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
