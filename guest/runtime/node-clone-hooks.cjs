@@ -328,6 +328,37 @@ function install() {
     }
   }
 
+  // Runs the renewal's code once at load, on state it then gives back. V8 compiles a
+  // function at its first call: without this, every clone compiled these functions at its
+  // first renewal, after its restore had answered, on its first request's time (under TCG
+  // each QEMU translates V8's parser and bytecode compiler anew). Measured on the counter
+  // app, template clones, 60 alternated rounds: first reply p50 144 -> 123 ms. Nothing is
+  // kept: the source is closed (the real renewal reads it from its start), the bytes drawn
+  // are wiped, and Math.random is V8's again.
+  function rehearse() {
+    try {
+      renew();
+      if (!ownRandom) return;
+      Math.random();
+      uuidV4();
+      uniform(7);
+      overwrite(filledRegion(new Uint32Array(2), 1, 1));
+    } finally {
+      if (pool) pool.fill(0);
+      poolPos = pool ? pool.length : 0;
+      s0 = s1 = s2 = s3 = 0;
+      renewed = false;
+      ownRandom = false;
+      if (sourceFd >= 0) fs.closeSync(sourceFd);
+      sourceFd = -1;
+    }
+  }
+  try {
+    rehearse();
+  } catch {
+    /* the real renewal will try again, and fall back as it does */
+  }
+
   // ---- the channel ----
 
   function disable() {

@@ -351,6 +351,9 @@ describe('node clone hooks', { timeout: 120_000 }, () => {
     const renewed = await c.ask<Sample>('sample');
     assertNodeOwn(before1);
     assertFromPool(renewed);
+    // The pool was read from the source's start: Math.random's seed took bytes 0-15, the
+    // first draw 16-31. The hooks rehearse the renewal at load and must give back what they read.
+    assert.equal(entropy.indexOf(Buffer.from(renewed.randomBytes, 'hex')), 16, 'the first renewal reads the entropy source from its start');
     assert.notDeepEqual(renewed.math, plain.second.math, 'Math.random left V8s sequence');
     assert.deepEqual(await c.ask('errors'), plain.errors, 'argument errors are still Node own after renewal');
 
