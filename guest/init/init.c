@@ -518,16 +518,26 @@ static void loopback_up(void) {
 /* Inside the app's root; the Node runtime layer carries it (src/images/runtime-layer.ts). */
 #define NODE_HOOKS "/usr/lib/uigniter/node-clone-hooks.cjs"
 #define HOOKS_FD 3
+/* How the init asks the hooks to quiesce: SIGURG, once they have announced with a "U"
+ * line at load that they listen to it. Ignored by default (an app whose hooks went away is
+ * not hurt) and never listened to by Node itself, unlike SIGWINCH, which hooks built
+ * before the announcement listen to and still get: Node adds a SIGWINCH listener for each
+ * stdio stream on a TTY (the console here), after the hooks', and a listener after theirs
+ * runs once they return, i.e. after the thaw, in every clone (which then compiled and ran
+ * Node's terminal-size refresh). */
+#define FREEZE_SIGNAL SIGURG
+#define OLD_FREEZE_SIGNAL SIGWINCH
 
 /* The app channel: our end of a socket pair whose other end the app's Node hooks hold as
- * fd 3. The hooks write "F\n" when SIGWINCH asks them to quiesce, then block until we
- * answer one line: "T\n" (go on) or "R\n" (renewed: reseed). Every F gets exactly one
- * answer, whenever it comes: a late F (after the 1 s freeze wait) or one nobody asked for
+ * fd 3. The hooks write "U\n" at load (see FREEZE_SIGNAL), and "F\n" when the signal asks
+ * them to quiesce, then block until we answer one line: "T\n" (go on) or "R\n" (renewed:
+ * reseed). Every F gets exactly one answer, whenever it comes: a late F (after the 1 s freeze wait) or one nobody asked for
  * must not leave the app's main thread blocked for ever. */
 static struct {
   int fd;        /* -1: the app has no hooks (or they went away) */
   int waiting;   /* F lines read and not answered yet: the hooks block meanwhile */
   int renew_due; /* renewed since the hooks last heard: their next answer is R */
+  int signal;    /* what asks them to quiesce: OLD_FREEZE_SIGNAL until they announce "U" */
 } hooks = {.fd = -1};
 
 static pid_t start_app(const sigset_t *oldmask) {
@@ -549,6 +559,7 @@ static pid_t start_app(const sigset_t *oldmask) {
       /* Our end never blocks PID 1; the app's end stays blocking (the hooks wait on it). */
       fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
       hooks.fd = sv[0];
+      hooks.signal = OLD_FREEZE_SIGNAL;
     }
     return pid;
   }
@@ -695,8 +706,10 @@ static void hooks_drain(void) {
       hooks_close(); /* the app and every child holding its end are gone */
       return;
     }
-    for (ssize_t i = 0; i < r; i++)
+    for (ssize_t i = 0; i < r; i++) {
       if (buf[i] == 'F') hooks.waiting++;
+      if (buf[i] == 'U') hooks.signal = FREEZE_SIGNAL;
+    }
   }
   if (!frozen) hooks_answer();
 }
@@ -850,7 +863,7 @@ static void agent_err(const char *fmt, ...) {
   agent_write(line);
 }
 
-/* freeze: quiesce the app for a snapshot. The hooks get SIGWINCH (even if an earlier one is
+/* freeze: quiesce the app for a snapshot. The hooks get their signal (even if an earlier one is
  * still unanswered: a signal sent before Node installed its handler is lost, and each F is
  * answered on its own, so an extra one costs one round trip); we wait up to 1 s for their F,
  * then stop the whole group and flush the disks. */
@@ -870,7 +883,7 @@ static void agent_freeze(pid_t app) {
   if (hooks.fd >= 0) {
     hooks_drain();
     already = hooks.waiting > 0; /* an F nobody answered yet: the hooks already wait */
-    if (!already) kill(app, SIGWINCH);
+    if (!already) kill(app, hooks.signal);
     while (hooks.fd >= 0 && !hooks.waiting) {
       int left = (int)(t0 + FREEZE_WAIT_MS - uptime_ms());
       if (left <= 0) break;
@@ -1197,14 +1210,14 @@ static void agent_renew(pid_t app, char **t, int keep_connections) {
     logmsg("agent: aborting the snapshot's connections: %s", strerror(errno));
     aborted = 0;
   }
-  /* The hooks hear R: as the answer to the F they wait with, or else to a SIGWINCH sent
+  /* The hooks hear R: as the answer to the F they wait with, or else to a freeze signal sent
    * now (a renew without freeze, or one whose freeze signal came before Node listened:
    * their generators need the new entropy all the same). */
   if (hooks.fd >= 0) hooks.renew_due = 1;
   int was_frozen = frozen;
   if (was_frozen) unfreeze(app);
   else hooks_drain();
-  if (hooks.fd >= 0 && hooks.renew_due) kill(app, SIGWINCH);
+  if (hooks.fd >= 0 && hooks.renew_due) kill(app, hooks.signal);
   logmsg("agent: renewed as %s %s in %.0f ms%s%s%s", id.hostname, t[0], uptime_ms() - t0, kept ? ", network kept" : "",
          keep_connections ? ", own connections kept" : "", was_frozen ? ", app continued" : "");
   logmsg("agent: %d connection(s) of the snapshot aborted", aborted);

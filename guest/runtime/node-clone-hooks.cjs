@@ -11,7 +11,9 @@
  * that renewal into the JavaScript world.
  *
  * How: the init gives the app one end of a socket pair as the fd named by
- * UIGNITER_HOOKS_FD. Before a snapshot the init sends SIGWINCH; our handler writes "F\n"
+ * UIGNITER_HOOKS_FD. At load the hooks write "U\n" (they listen to SIGURG: see FREEZE_SIGNAL in
+ * guest/init/init.c; Node itself never listens to it, while it does to SIGWINCH when stdio
+ * is a TTY). Before a snapshot the init sends SIGURG; our handler writes "F\n"
  * and blocks in a synchronous read, so the main thread runs no JavaScript while the VM is
  * snapshotted. The init then answers one line: "T\n" (thaw: the same machine goes on;
  * nothing changes) or "R\n" (renew: this is a clone or a resumed VM; from then on every
@@ -44,6 +46,8 @@
 const fs = require('node:fs');
 
 const FD_VAR = 'UIGNITER_HOOKS_FD';
+// The init's FREEZE_SIGNAL (guest/init/init.c).
+const FREEZE_SIGNAL = 'SIGURG';
 // For tests only: a file to read the pool from instead of /dev/urandom, so a test can tell
 // bytes drawn from the pool from Node's own.
 const SOURCE_VAR = 'UIGNITER_HOOKS_ENTROPY';
@@ -362,7 +366,7 @@ function install() {
   // ---- the channel ----
 
   function disable() {
-    process.removeListener('SIGWINCH', onFreeze);
+    process.removeListener(FREEZE_SIGNAL, onFreeze);
     try {
       fs.closeSync(channel);
     } catch {
@@ -412,7 +416,7 @@ function install() {
     }
   }
 
-  // SIGWINCH from the init: acknowledge, then hold the main thread until the init answers.
+  // The freeze signal from the init: acknowledge, then hold the main thread until the init answers.
   // Node runs this from the event loop, so no other JavaScript of the app runs meanwhile.
   function onFreeze() {
     if (channel < 0) return;
@@ -430,5 +434,12 @@ function install() {
   }
 
   // Node unrefs signal handles: this listener does not keep the app alive.
-  process.on('SIGWINCH', onFreeze);
+  process.on(FREEZE_SIGNAL, onFreeze);
+  // Tells the init to freeze us with FREEZE_SIGNAL: to hooks that do not say so (built
+  // before it), it sends SIGWINCH, which they listen to.
+  try {
+    writeAll('U\n');
+  } catch {
+    disable();
+  }
 }

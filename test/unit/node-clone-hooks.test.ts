@@ -66,7 +66,7 @@ function errors() {
 const meta = () => ({
   env: process.env.UIGNITER_HOOKS_FD ?? null,
   entropyEnv: process.env.UIGNITER_HOOKS_ENTROPY ?? null,
-  listeners: process.listenerCount('SIGWINCH'),
+  listeners: process.listenerCount('SIGURG'),
   names: [crypto.randomBytes.name, crypto.randomUUID.name, crypto.randomInt.length, Math.random.name],
 });
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -146,6 +146,8 @@ class Child {
   private waiters: (() => void)[] = [];
   private channelBytes = '';
   private stderr = '';
+  /** The hooks announced at load that they listen to SIGURG (their first line, "U"). */
+  announced = false;
 
   constructor(script: string, opts: ChildOptions) {
     const args = [SEED];
@@ -168,6 +170,10 @@ class Child {
     this.proc.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
     this.channel.on('data', (c: Buffer) => {
       this.channelBytes += c.toString('latin1');
+      if (!this.announced && this.channelBytes.startsWith('U\n')) {
+        this.announced = true;
+        this.channelBytes = this.channelBytes.slice(2);
+      }
       this.wake();
     });
     this.channel.on('error', () => {});
@@ -212,9 +218,16 @@ class Child {
     return (await this.line()) as T;
   }
 
-  /** SIGWINCH, as the init sends before a snapshot; resolves with the acknowledgement. */
+  /** SIGURG, as the init sends before a snapshot; resolves with the acknowledgement. */
+  /** Resolves once the hooks have announced SIGURG; rejects after 10 s without it. */
+  async announcement(): Promise<void> {
+    await this.until('the hooks to announce SIGURG ("U")', () => (this.announced ? true : undefined));
+  }
+
   async freeze(): Promise<string> {
-    this.proc.kill('SIGWINCH');
+    // The init sends SIGURG only to hooks that announced they listen to it.
+    await this.announcement();
+    this.proc.kill('SIGURG');
     return this.until('the hooks to acknowledge', () => (this.channelBytes.includes('\n') ? this.takeChannel() : undefined));
   }
 
@@ -327,7 +340,8 @@ describe('node clone hooks', { timeout: 120_000 }, () => {
     const meta = await c.ask<{ env: unknown; entropyEnv: unknown; listeners: number; names: unknown[] }>('meta');
     assert.equal(meta.env, null, 'UIGNITER_HOOKS_FD is deleted so children do not inherit it');
     assert.equal(meta.entropyEnv, null);
-    assert.equal(meta.listeners, 1, 'the hooks listen for SIGWINCH');
+    assert.equal(meta.listeners, 1, 'the hooks listen for SIGURG');
+    await c.announcement(); // times out (and fails) if the hooks never say "U"
     assert.deepEqual(meta.names, ['randomBytes', 'randomUUID', 3, 'random']);
     const s = await c.ask<Sample>('sample');
     assertNodeOwn(s);
@@ -336,7 +350,7 @@ describe('node clone hooks', { timeout: 120_000 }, () => {
     assert.equal(await c.exit(), 0);
   });
 
-  it('acknowledges SIGWINCH with F and blocks until the answer; R renews every generator', async () => {
+  it('acknowledges SIGURG with F and blocks until the answer; R renews every generator', async () => {
     const c = child(CJS_SCRIPT);
     await c.line();
     const before1 = await c.ask<Sample>('sample');
@@ -427,13 +441,13 @@ describe('node clone hooks', { timeout: 120_000 }, () => {
   });
 
   it('turns itself off without a channel, and when the channel dies', async () => {
-    // fd 9 is not open: nothing is installed, SIGWINCH keeps its default (ignored).
+    // fd 9 is not open: nothing is installed, SIGURG keeps its default (ignored).
     const none = child(CJS_SCRIPT, { fd: '9' });
     await none.line();
     const meta = await none.ask<{ env: unknown; listeners: number }>('meta');
     assert.equal(meta.env, null);
     assert.equal(meta.listeners, 0);
-    none.proc.kill('SIGWINCH');
+    none.proc.kill('SIGURG');
     assert.deepEqual((await none.ask<Sample>('sample')).math, plain.first.math);
     assert.equal(await none.exit(), 0);
 
@@ -443,12 +457,12 @@ describe('node clone hooks', { timeout: 120_000 }, () => {
     assert.equal((await stdio.ask<{ listeners: number }>('meta')).listeners, 0);
     assert.equal(await stdio.exit(), 0);
 
-    // The init's end closes: the next SIGWINCH finds the channel dead and the app goes on.
+    // The init's end closes: the next SIGURG finds the channel dead and the app goes on.
     const dead = child(CJS_SCRIPT);
     await dead.line();
     dead.channel.destroy();
     await new Promise((res) => setTimeout(res, 200));
-    dead.proc.kill('SIGWINCH');
+    dead.proc.kill('SIGURG');
     // The signal and the next stdin line race in the child's event loop: ask until it shows.
     let listeners = -1;
     for (let i = 0; i < 50 && listeners !== 0; i++) {
