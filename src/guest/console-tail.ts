@@ -115,15 +115,20 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
       this.offset = 0;
       this.partial = '';
     }
-    const buf = Buffer.alloc(64 * 1024);
+    // Nothing new (an idle VM's poll, nearly always): no read, and no 64 KiB buffer to
+    // allocate. Bytes the VMM appends after this stat wake the watch, or the next poll.
+    if (size === this.offset) {
+      await this.rotateIfDue();
+      return;
+    }
+    const buf = Buffer.allocUnsafe(64 * 1024);
     for (;;) {
       // stop() may close the file between two reads: then there is nothing more to follow.
       const fh = this.fh;
       if (!fh || this.stopped) return;
       const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset).catch(() => ({ bytesRead: 0 }));
       if (bytesRead === 0) {
-        const max = this.opts.rotateAtBytes;
-        if (max !== undefined && this.offset >= max && !this.stopped) await this.rotate();
+        await this.rotateIfDue();
         return;
       }
       this.offset += bytesRead;
@@ -138,6 +143,11 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
         if (ev) this.emit('event', ev);
       }
     }
+  }
+
+  private async rotateIfDue(): Promise<void> {
+    const max = this.opts.rotateAtBytes;
+    if (max !== undefined && this.offset >= max && !this.stopped) await this.rotate();
   }
 
   private async rotate(): Promise<void> {

@@ -97,16 +97,20 @@ describe('limits count what VMs use', () => {
 describe('the usage meter', () => {
   it('measures a VM when asked, takes a CPU figure from two samples, forgets a VMM that changed', async () => {
     const records = Object.assign(new EventEmitter(), { list: (): VmRecord[] => [] }) as unknown as VmRecords;
+    const MiB = 1024 * 1024;
     let ticks = 0;
-    const sampler: ProcessSampler = async () => ({ cpuTicks: ticks, pssBytes: 100 * 1024 * 1024 });
-    let room: number | null = 8 * 1024 * 1024;
+    let rss = 150 * MiB;
+    let pss = 100 * MiB;
+    let pssReads = 0;
+    const sampler: ProcessSampler = { sample: async () => ({ cpuTicks: ticks, rssBytes: rss }), pss: async () => (pssReads++, pss) };
+    let room: number | null = 8 * MiB;
     let roomReads = 0;
     const meter = new UsageMeter(records, sampler, async () => (roomReads++, room));
     const v = vm('running');
     assert.equal(meter.get(v), null);
     await meter.measure(v);
     assert.deepEqual({ ...meter.get(v), at: 0 }, { pssMiB: 100, cpuPct: null, growthMiB: 8, at: 0 });
-    // Too soon for a CPU figure: the memory is updated, the CPU stays unknown.
+    // Too soon for a CPU figure: the CPU stays unknown.
     ticks = 50;
     await meter.measure(v);
     assert.equal(meter.get(v)?.cpuPct, null);
@@ -117,8 +121,17 @@ describe('the usage meter', () => {
     // 60 ticks (0.6 s) of CPU over ~0.45 s (more if the timer fired late): about a core and a third.
     assert.ok(pct > 60 && pct < 140, `cpu ${pct}`);
     assert.equal(meter.get({ ...v, pid: v.pid! + 1 }), null, 'a new VMM of the VM is not the one measured');
-    // The room is read once a minute, not at every measurement (it walks the whole smaps).
-    room = 2 * 1024 * 1024;
+    // PSS is read again only once the RSS has moved by a MiB: an idle VMM costs stat and statm.
+    pss = 120 * MiB;
+    rss += 512 * 1024;
+    await meter.measure(v);
+    assert.deepEqual([pssReads, meter.get(v)?.pssMiB], [1, 100], 'RSS moved by half a MiB: PSS not read');
+    rss += 512 * 1024;
+    await meter.measure(v);
+    assert.deepEqual([pssReads, meter.get(v)?.pssMiB], [2, 120], 'RSS moved by a MiB: PSS read');
+    // The room is read once a minute at most, not at every measurement (it walks the whole smaps).
+    room = 2 * MiB;
+    rss += 4 * MiB;
     await meter.measure(v);
     assert.deepEqual([roomReads, meter.get(v)?.growthMiB], [1, 8]);
     // A new VMM of the VM is read at once; one whose room cannot be read (it is gone) is not
