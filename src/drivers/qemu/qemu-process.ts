@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UigniterError } from '../../core/errors.js';
 import type { CodeCacheStats, VmmExit, VmmProcess, VmmSnapshot } from '../../core/ports.js';
 import { run } from '../../util/exec.js';
+import { alignedDelay } from '../../util/aligned-delay.js';
 import { processAlive as pidAlive, processArgv } from '../../util/process.js';
 import { codeCacheBoundMiB, codeCacheRoomBytes, parseInfoJit } from './code-cache.js';
 import { AGENT_SOCKET, NETDEV_ID, type GuestMemory } from './command-line.js';
@@ -81,7 +82,7 @@ export class QemuProcess implements VmmProcess {
     this.ended = init.childExit ?? this.watchAdopted();
     this.exited = this.ended.then(async (e) => {
       this.done = true;
-      if (this.watch) clearInterval(this.watch);
+      if (this.watch) clearTimeout(this.watch);
       this.qmp.close();
       this.agent?.destroy();
       if (!this.detached) {
@@ -119,7 +120,15 @@ export class QemuProcess implements VmmProcess {
           }
         }, 20);
       });
-      this.watch = setInterval(check, 1000);
+      // The QMP close is the quick signal; this backs it up, on a grid shared by every
+      // adopted VM (one wake-up a second for all of them).
+      const backup = (): void => {
+        check();
+        if (this.done) return;
+        this.watch = setTimeout(backup, alignedDelay(1000));
+        this.watch.unref();
+      };
+      this.watch = setTimeout(backup, alignedDelay(1000));
       this.watch.unref();
     });
   }
@@ -294,7 +303,7 @@ export class QemuProcess implements VmmProcess {
 
   detach(): void {
     this.detached = true;
-    if (this.watch) clearInterval(this.watch);
+    if (this.watch) clearTimeout(this.watch);
     this.agent?.destroy();
     this.qmp.close();
   }
