@@ -82,12 +82,18 @@ export class Fleet {
     }
   }
 
-  /** Removes a VM that is not running: its volumes' attachment, its lease, its directory, its record. */
+  /**
+   * Removes a VM that is not running: its volumes' attachment, its record, its lease, its
+   * directory. The record goes before the lease: a daemon killed in between leaves a lease
+   * and a directory that no record owns, which the next start's reconciler removes. The
+   * other way round it left a stopped VM with an address and no lease for it, which a later
+   * create could lease again (the fault suite's random SIGKILLs found it).
+   */
   async forget(vm: VmRecord): Promise<void> {
     this.detachVolumes(vm);
+    this.records.delete(vm);
     await this.o.network.release(vm.id);
     await rm(this.runDir(vm.id), { recursive: true, force: true });
-    this.records.delete(vm);
   }
 
   /** Runs fn under the VM's lock with a fresh copy of its record. */
