@@ -531,8 +531,9 @@ static void loopback_up(void) {
 /* The app channel: our end of a socket pair whose other end the app's Node hooks hold as
  * fd 3. The hooks write "U\n" at load (see FREEZE_SIGNAL), and "F\n" when the signal asks
  * them to quiesce, then block until we answer one line: "T\n" (go on) or "R\n" (renewed:
- * reseed). Every F gets exactly one answer, whenever it comes: a late F (after the 1 s freeze wait) or one nobody asked for
- * must not leave the app's main thread blocked for ever. */
+ * reseed). Every F gets exactly one answer, whenever it comes: a late F (after the 1 s
+ * freeze wait) or one nobody asked for must not leave the app's main thread blocked for
+ * ever. */
 static struct {
   int fd;        /* -1: the app has no hooks (or they went away) */
   int waiting;   /* F lines read and not answered yet: the hooks block meanwhile */

@@ -416,8 +416,9 @@ function install() {
     }
   }
 
-  // The freeze signal from the init: acknowledge, then hold the main thread until the init answers.
-  // Node runs this from the event loop, so no other JavaScript of the app runs meanwhile.
+  // The freeze signal from the init: acknowledge, then hold the main thread until the init
+  // answers. Node runs this from the event loop, so no other JavaScript of the app runs
+  // meanwhile.
   function onFreeze() {
     if (channel < 0) return;
     let reply;

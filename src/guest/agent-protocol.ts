@@ -24,8 +24,8 @@ import { decodeToken, encodeToken } from './config-drive.js';
  *
  * freeze: quiesce the app before a snapshot. When the app runs with our Node hooks
  *   (guest/runtime/node-clone-hooks.cjs), the init sends it SIGURG (SIGWINCH to hooks built
- *   before they announced "U" at load) and waits up to 1 s for the hooks' acknowledgement (the app's main thread then sits in a synchronous read and
- *   runs no JavaScript); then it stops the app's process group (SIGSTOP) and syncs the
+ *   before they announced "U" at load) and waits up to 1 s for the hooks' acknowledgement
+ *   (the app's main thread then sits in a synchronous read and runs no JavaScript); then it stops the app's process group (SIGSTOP) and syncs the
  *   disks. `1` says the hooks acknowledged. A freeze while frozen answers the same again.
  * thaw: the VM goes on as the same machine (after a snapshot of a running VM, or a pause):
  *   the hooks are told "go on" and the group gets SIGCONT. A thaw while not frozen is ok.

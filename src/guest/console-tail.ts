@@ -69,11 +69,12 @@ export class ConsoleTail extends EventEmitter<{ line: [string]; event: [GuestEve
     if (this.stopped) return;
     // At its slowest (a quiet console), the poll waits on a shared 1 s grid: the tails of an
     // idle fleet wake the daemon together, not one by one.
-    const quiet = this.pollDelay >= (this.opts.maxPollMs ?? 2000);
+    const max = this.opts.maxPollMs ?? 2000;
+    const quiet = this.pollDelay >= max;
     this.timer = setTimeout(
       () => {
         const base = this.opts.pollMs ?? 100;
-        this.pollDelay = this.readSincePoll > 0 ? base : Math.min(this.pollDelay * 2, this.opts.maxPollMs ?? 2000);
+        this.pollDelay = this.readSincePoll > 0 ? base : Math.min(this.pollDelay * 2, max);
         this.readSincePoll = 0;
         void this.pump().finally(() => this.schedulePoll());
       },

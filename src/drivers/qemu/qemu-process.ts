@@ -122,14 +122,14 @@ export class QemuProcess implements VmmProcess {
       });
       // The QMP close is the quick signal; this backs it up, on a grid shared by every
       // adopted VM (one wake-up a second for all of them).
-      const backup = (): void => {
-        check();
-        if (this.done) return;
-        this.watch = setTimeout(backup, alignedDelay(1000));
+      const schedule = (): void => {
+        this.watch = setTimeout(() => {
+          check();
+          if (!this.done) schedule();
+        }, alignedDelay(1000));
         this.watch.unref();
       };
-      this.watch = setTimeout(backup, alignedDelay(1000));
-      this.watch.unref();
+      schedule();
     });
   }
 
