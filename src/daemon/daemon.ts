@@ -222,7 +222,8 @@ export async function cleanupHost(cfg: DaemonConfig, log: (m: string) => void): 
  * The failure-injection hook of the e2e tests, which run the daemon as its own process:
  * UIGNITER_FAIL_AFTER_STEP=<step> fails every plan right after that step ran;
  * UIGNITER_CRASH_AFTER_STEP=<step> kills the daemon (SIGKILL, no cleanup) right after it,
- * so a test interrupts a create at a known point instead of after a guessed delay. Not a
+ * so a test interrupts a create at a known point instead of after a guessed delay (a
+ * delete's points are `forget-record` and `forget-lease`, see Fleet.forget). Not a
  * daemon option: nothing but a test sets them.
  */
 export function faultsFromEnv(env: NodeJS.ProcessEnv): FaultHook | undefined {

@@ -3,7 +3,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApiError } from '../../src/client/client.js';
+import { ApiError, type VmView } from '../../src/client/client.js';
 import { STEP_NAMES } from '../../src/core/plans/boot-plans.js';
 import { CONFIG_DRIVE } from '../../src/core/guest-boot.js';
 import { Paths } from '../../src/util/paths.js';
@@ -297,4 +297,37 @@ describe('real failures of a create undo what was done', () => {
     await assertNothingLeft(d, 1, 'after removing the adopted VM', ['interrupted']);
     await rm(join(d.home, 'unused'), { force: true });
   });
+
+  // A delete has two points where a crash leaves work half done (Fleet.forget): the record
+  // is gone but the lease and directory are not, then the lease is gone too. At each, the
+  // restart must finish the delete, not leave a record whose address is free for another
+  // VM (the order the other way round did: the crash after the lease left a stopped VM
+  // with an address and no lease, and this test's record check fails on it).
+  for (const point of ['forget-record', 'forget-lease']) {
+    it(`a crash in the middle of a delete (after ${point}): the restart finishes it`, async () => {
+      await d.kill('SIGTERM');
+      await d.restart({ UIGNITER_CRASH_AFTER_STEP: point });
+      // Ready, not just launched: removing a VM still booting undoes its create plan, whose
+      // undo releases the lease before forget runs.
+      const vm = await d.client.run({ image: 'sleeper', name: 'doomed' });
+      assert.equal(vm.state, 'running');
+      assert.deepEqual(d.leases().map((l) => l.vm_id), [vm.id], 'control: the VM holds its lease');
+      const err = await d.client.remove('doomed', { force: true }).then(() => null, (e: unknown) => e);
+      assert.ok(err !== null, 'the delete got no answer: the daemon died');
+      await d.kill('SIGKILL'); // waits for its end (it killed itself)
+      // What the crash left: the VM's QEMU is stopped; its directory remains, and its lease
+      // too when the crash came before the release.
+      assert.deepEqual(await qemuProcesses(d.home), [], 'the delete stopped the QEMU before the crash');
+      assert.deepEqual(await readdir(join(d.home, 'vms')), [vm.id], 'the crash left the VM directory');
+      assert.deepEqual(d.leases().map((l) => l.vm_id), point === 'forget-record' ? [vm.id] : [], 'the lease as the crash left it');
+      await d.restart();
+      await assertNothingLeft(d, 1, `after a crash at ${point}`, ['doomed']);
+      // Its address is free again: the whole pool (5 addresses) can be leased, this one too.
+      const made: VmView[] = [];
+      for (let i = 0; i < 5; i++) made.push(await d.client.run({ image: 'sleeper', name: `n${i}` }, 'launched'));
+      assert.ok(made.some((m) => m.ip === vm.ip), `the freed address ${vm.ip} is leased again`);
+      for (const m of made) await d.client.remove(m.name, { force: true });
+      await assertNothingLeft(d, 1, 'after removing the pool-filling VMs', made.map((m) => m.name));
+    });
+  }
 });

@@ -87,12 +87,16 @@ export class Fleet {
    * directory. The record goes before the lease: a daemon killed in between leaves a lease
    * and a directory that no record owns, which the next start's reconciler removes. The
    * other way round it left a stopped VM with an address and no lease for it, which a later
-   * create could lease again (the fault suite's random SIGKILLs found it).
+   * create could lease again (the fault suite's random SIGKILLs found it). The fault hook
+   * names the two points in between (`forget-record`, `forget-lease`) so a test can crash
+   * the daemon at each.
    */
   async forget(vm: VmRecord): Promise<void> {
     this.detachVolumes(vm);
     this.records.delete(vm);
+    this.o.faults?.('forget-record');
     await this.o.network.release(vm.id);
+    this.o.faults?.('forget-lease');
     await rm(this.runDir(vm.id), { recursive: true, force: true });
   }
 
