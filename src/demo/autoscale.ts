@@ -8,8 +8,12 @@ import type { MasterClient } from './master-client.js';
 export const WORKER_SERVICE = 'worker';
 /** The worker's port (it serves /healthz and /stats there): readiness is checked on it. */
 export const WORKER_PORT = 9004;
-/** The db's field that counts the tasks no worker holds yet. */
-export const BACKLOG_FIELD = 'ready';
+/**
+ * The db's field the workers scale on: tasks not done yet, waiting or held. Scaling on the
+ * waiting ones alone removed workers in the middle of their last tasks (nothing waited for
+ * 5 s while three were still being worked on), and bench/autoscale's bursts found it.
+ */
+export const BACKLOG_FIELD = 'pending';
 
 export interface WorkerServiceOptions {
   client: UigniterClient;

@@ -234,6 +234,27 @@ describe('db', () => {
     assert.equal(doneByWorkers, stats.done);
     assert.ok(stats.done >= 40);
   });
+
+  it('counts an expired lease as ready in /stats, and pending as ready + leased', async () => {
+    const task = await create(db, 'input-expired-stats');
+    const held = await leaseUntil(db, 'w-gone', task.id);
+    const during = await getStats(db);
+    assert.ok(during.leased >= 1, `the lease is counted as held while it lasts: ${JSON.stringify(during)}`);
+    assert.equal(during.pending, during.ready + during.leased);
+    // The holder goes silent. Leases expire lazily (nobody asked for a task yet), yet /stats
+    // must show the task as ready: an autoscaler at zero workers reads it to wake one.
+    await new Promise((resolve) => setTimeout(resolve, LEASE_SEC * 1000 + 150));
+    assert.equal((await getTask(db, task.id)).state, 'leased', 'the row itself still says leased');
+    const after = await getStats(db);
+    assert.equal(after.leased, 0, `no lease younger than ${LEASE_SEC} s is left: ${JSON.stringify(after)}`);
+    assert.equal(after.ready, during.ready + during.leased, 'each expired lease moved to ready');
+    assert.equal(after.pending, during.pending, 'pending is unchanged: the task is still not done');
+    assert.equal(after.total, after.ready + after.leased + after.done + after.failed);
+    const taken = await leaseNext(db, 'w-next');
+    assert.equal(taken?.id, task.id, 'and the next worker takes it over');
+    assert.notEqual(token(taken), token(held));
+    await postJson(`${db}/task/${task.id}/finish`, { leaseToken: token(taken), result: `result-${task.id}` });
+  });
 });
 
 describe('db durability', () => {

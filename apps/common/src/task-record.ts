@@ -25,8 +25,12 @@ export interface TaskRecord {
 }
 
 export interface TaskStats {
+  /** Tasks a worker may take now: never leased, released, or their lease expired. */
   ready: number;
+  /** Tasks a worker holds (its lease has not expired). */
   leased: number;
+  /** Tasks not done yet: ready + leased (the demo's workers scale on it). */
+  pending: number;
   done: number;
   failed: number;
   total: number;

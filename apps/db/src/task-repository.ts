@@ -75,8 +75,11 @@ export class TaskRepository {
         `UPDATE tasks SET state = 'ready', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
           WHERE id = ? AND state = 'leased' AND lease_token = ?`,
       ),
-      countByState: db.prepare<[], { state: string; n: number }>(
-        `SELECT state, COUNT(*) AS n FROM tasks GROUP BY state`,
+      // A lease that expired counts as ready: the next /task/next takes it over (leases
+      // expire lazily), and a scaler that read it as held would wait for a worker that is gone.
+      countByState: db.prepare<[number], { state: string; n: number }>(
+        `SELECT CASE WHEN state = 'leased' AND lease_expires_at <= ? THEN 'ready' ELSE state END AS state, COUNT(*) AS n
+           FROM tasks GROUP BY 1`,
       ),
       doneByWorker: db.prepare<[], { worker: string; n: number }>(
         `SELECT finished_by AS worker, COUNT(*) AS n FROM tasks
@@ -169,11 +172,12 @@ export class TaskRepository {
   }
 
   stats(): TaskStats {
-    const stats: TaskStats = { ready: 0, leased: 0, done: 0, failed: 0, total: 0, byWorker: {} };
-    for (const { state, n } of this.statements.countByState.all()) {
+    const stats: TaskStats = { ready: 0, leased: 0, pending: 0, done: 0, failed: 0, total: 0, byWorker: {} };
+    for (const { state, n } of this.statements.countByState.all(this.now())) {
       if (state === 'ready' || state === 'leased' || state === 'done' || state === 'failed') stats[state] = n;
       stats.total += n;
     }
+    stats.pending = stats.ready + stats.leased;
     for (const { worker, n } of this.statements.doneByWorker.all()) stats.byWorker[worker] = n;
     return stats;
   }
