@@ -38,6 +38,7 @@ export function createCore(o: FleetOptions, gateway?: GatewayFactory): Core {
   let services: ServiceManager | null = null;
   const source: ReplicaSource = {
     ready: (name) => services?.ready(name) ?? [],
+    draining: (name) => services?.draining(name) ?? [],
     wake: (name) => services?.wake(name) ?? Promise.reject(new Error('services are not running')),
   };
   services = new ServiceManager(fleet, vms, pools, gateway ? gateway(source) : null);

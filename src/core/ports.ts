@@ -291,6 +291,12 @@ export interface Replica {
 export interface ReplicaSource {
   /** The service's ready replicas now (may be empty). */
   ready(service: string): Replica[];
+  /**
+   * Replicas out of rotation that are being stopped gracefully (a scale-down): no new
+   * request goes to them, but the requests they have finish. A replica in neither list
+   * is gone, and whatever it still had fails at once.
+   */
+  draining(service: string): Replica[];
   /** Asks for a replica to be started (scale from zero); readiness comes through replicasChanged(). */
   wake(service: string): Promise<void>;
 }

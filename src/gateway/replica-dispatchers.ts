@@ -13,14 +13,16 @@ function originOf(r: Replica): string {
 
 /**
  * One undici Pool (keep-alive connections) per replica, made on first use. A replica that
- * leaves the ready set has its pool destroyed: the service layer takes a replica out when
- * its VM died or is being removed (forced off), and a request to a VM that vanished gets
- * no reset, only silence; failing it at once lets a replayable one go to another replica.
+ * leaves the ready set to drain (a scale-down stops it gracefully) has its pool closed:
+ * the requests under way finish, then its connections end. One that leaves otherwise
+ * (its VM died, or is being forced off), or whose drain ended, has its pool destroyed: a
+ * request to a VM that vanished gets no reset, only silence; failing it at once lets a
+ * replayable one go to another replica.
  */
 export class ReplicaDispatchers {
   private readonly pools = new Map<string, Pool>();
-  /** Pools closing gracefully, destroyed if still busy when the entry point closes. */
-  private readonly closing = new Set<Pool>();
+  /** Pools of draining replicas, by key: destroyed if still busy when the drain ends. */
+  private readonly closing = new Map<string, Pool>();
 
   constructor(private readonly settings: DispatcherSettings) {}
 
@@ -35,23 +37,37 @@ export class ReplicaDispatchers {
     return pool;
   }
 
-  /** Closes the pools of replicas no longer in `ready`. */
-  retain(ready: readonly Replica[]): void {
+  /** Lets go of the pools of replicas no longer in `ready`: gracefully for those `draining`. */
+  retain(ready: readonly Replica[], draining: readonly Replica[] = []): void {
     const keep = new Set(ready.map((r) => `${r.vmId}@${originOf(r)}`));
+    const drain = new Set(draining.map((r) => `${r.vmId}@${originOf(r)}`));
     for (const [key, pool] of this.pools) {
       if (keep.has(key)) continue;
       this.pools.delete(key);
-      this.closing.add(pool);
-      pool.destroy().then(
-        () => this.closing.delete(pool),
-        () => this.closing.delete(pool),
+      if (!drain.has(key)) {
+        void pool.destroy().catch(() => undefined);
+        continue;
+      }
+      this.closing.set(key, pool);
+      pool.close().then(
+        () => this.forget(key, pool),
+        () => this.forget(key, pool),
       );
     }
+    for (const [key, pool] of this.closing) {
+      if (drain.has(key)) continue;
+      this.closing.delete(key);
+      void pool.destroy().catch(() => undefined);
+    }
+  }
+
+  private forget(key: string, pool: Pool): void {
+    if (this.closing.get(key) === pool) this.closing.delete(key);
   }
 
   /** Ends every connection now; requests still under way fail. */
   async destroyAll(): Promise<void> {
-    const all = [...this.pools.values(), ...this.closing];
+    const all = [...this.pools.values(), ...this.closing.values()];
     this.pools.clear();
     this.closing.clear();
     await Promise.all(all.map((p) => p.destroy().catch(() => undefined)));

@@ -108,7 +108,7 @@ export class ServiceEntry {
   replicasChanged(): void {
     if (this.closing) return;
     const ready = this.source.ready(this.service);
-    this.dispatchers.retain(ready);
+    this.dispatchers.retain(ready, this.source.draining(this.service));
     this.balancer.retain(new Set(ready.map((r) => r.vmId)));
     if (ready.length === 0) return;
     this.wakes.end();

@@ -146,8 +146,19 @@ describe('services', () => {
     assert.ok(ev.some((e) => e.kind === 'woke'));
     assert.ok(ev.some((e) => e.kind === 'replica-started' && e.data?.origin === 'pool'), 'the replica came from the pool');
     await until(d, 'lazy', (x) => x.status.running === 0 && x.vms.length === 0, 'back to zero', 60_000);
-    const down = (await events(d, 'lazy')).find((e) => e.kind === 'scaled' && e.data?.to === 0);
+    const after = await events(d, 'lazy');
+    const down = after.find((e) => e.kind === 'scaled' && e.data?.to === 0);
     assert.ok(down, 'the scale-down is an event');
+    // The scale-down drained the replica: its app got SIGTERM and exited by itself (the
+    // counter app closes its server, then exits 0); killed, it would have no exit code.
+    // (The record goes before the rest of the delete: the event may come a moment later.)
+    const stopped = await waitFor(async () => {
+      const e = (await events(d, 'lazy')).filter((x) => x.kind === 'replica-stopped');
+      return e.length > 0 ? e : null;
+    }, 30_000, `the replica-stopped event (events so far: ${JSON.stringify(after.map((e) => e.message))})`);
+    assert.equal(stopped.length, 1, JSON.stringify(stopped));
+    assert.equal(stopped[0]!.data?.exitCode, 0, stopped[0]!.message);
+    assert.equal(stopped[0]!.data?.error, null, stopped[0]!.message);
     await d.client.raw('DELETE', '/services/lazy');
   });
 

@@ -67,11 +67,16 @@ async function startReplica(t: TestContext, id: string, handler: Handler = answe
 /** A ReplicaSource the test drives: the ready set is `replicas`, wake() does `onWake`. */
 class FakeSource implements ReplicaSource {
   replicas: Replica[] = [];
+  drainingReplicas: Replica[] = [];
   wakeCalls = 0;
   onWake: () => Promise<void> = async () => undefined;
 
   ready(): Replica[] {
     return this.replicas;
+  }
+
+  draining(): Replica[] {
+    return this.drainingReplicas;
   }
 
   wake(): Promise<void> {
@@ -366,6 +371,49 @@ describe('service gateway', () => {
     // The client is still sending that body when the 502 comes: the connection must not be reused.
     assert.equal((await send(s)).status, 200);
     assert.deepEqual(s.gateway.stats(SERVICE), { service: SERVICE, inflight: 0, queued: 0, requests: 3, failures: 2, retries: 0 });
+  });
+
+  it('lets a draining replica finish its requests, sends it no new one, and cuts one that leaves without draining', LIMIT, async (t) => {
+    // Each replica holds a POST until the test lets it answer.
+    const release = new Map<string, () => void>();
+    const holding: Handler = (req, res, self) => {
+      if (req.method === 'GET') return answerId(req, res, self);
+      req.resume();
+      const d = deferred();
+      release.set(self.id, d.resolve);
+      void d.promise.then(() => res.end(`${self.id} done`));
+    };
+    const a = await startReplica(t, 'vm-a', holding);
+    const b = await startReplica(t, 'vm-b', holding);
+    const c = await startReplica(t, 'vm-c', holding);
+    const s = await setup(t);
+    s.source.replicas = [b.replica];
+    const onB = send(s, '/work', { method: 'POST', body: 'x' });
+    await until('the POST to reach vm-b', () => b.seen === 1);
+    // A scale-down: b drains, a takes the new requests.
+    s.source.replicas = [a.replica];
+    s.source.drainingReplicas = [b.replica];
+    s.gateway.replicasChanged(SERVICE);
+    assert.equal((await send(s)).text, 'vm-a', 'a new request goes to the ready replica only');
+    assert.equal(b.seen, 1, 'the draining replica got no new request');
+    release.get('vm-b')!();
+    const answered = await onB;
+    assert.equal(answered.status, 200, answered.text);
+    assert.equal(answered.text, 'vm-b done', 'the request under way on the draining replica finished');
+    await until('the drained pool to close its connections', () => b.connections === 0);
+    s.source.drainingReplicas = [];
+    s.gateway.replicasChanged(SERVICE);
+    // The control: a replica that leaves without draining (died, forced off) has its
+    // requests cut at once, and a POST is not retried: 502.
+    s.source.replicas = [c.replica];
+    s.gateway.replicasChanged(SERVICE);
+    const onC = send(s, '/work', { method: 'POST', body: 'y' });
+    await until('the POST to reach vm-c', () => c.seen === 1);
+    s.source.replicas = [a.replica];
+    s.gateway.replicasChanged(SERVICE);
+    const cut = await onC;
+    assert.equal(cut.status, 502, cut.text);
+    release.get('vm-c')!();
   });
 
   it('cuts the response of a replica that dies in the middle of it, and counts a failure', LIMIT, async (t) => {

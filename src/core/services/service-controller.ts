@@ -94,6 +94,18 @@ export class ServiceController {
     return this.readyNow;
   }
 
+  /** Replicas a scale-down is stopping gracefully: the gateway lets their requests finish. */
+  draining(): Replica[] {
+    const port = this.fleet.o.store.getService(this.name)?.spec.port ?? null;
+    if (port === null) return [];
+    return [...this.drainingIds].flatMap((id) => {
+      const v = this.fleet.records.find(id);
+      return v?.ip ? [{ vmId: v.id, ip: v.ip, port }] : [];
+    });
+  }
+
+  private readonly drainingIds = new Set<string>();
+
   private readyNow: Replica[] = [];
 
   private computeReady(): Replica[] {
@@ -177,7 +189,7 @@ export class ServiceController {
     if (slots.length > desired) {
       const rank = (v: VmRecord): number => (v.state === 'failed' || v.state === 'stopped' ? 0 : this.health.get(v.id)?.ready ? 2 : 1);
       const extras = [...slots].sort((a, b) => rank(a) - rank(b) || b.createdAt.localeCompare(a.createdAt)).slice(0, slots.length - desired);
-      for (const v of extras) this.removeReplica(v, `scaled to ${desired}`);
+      for (const v of extras) this.removeReplica(v, `scaled to ${desired}`, true);
     }
     // Back-off ends once a replica that became ready after the last failure has stayed so.
     if (replicas.some((v) => { const since = this.health.get(v.id)?.readySince ?? null; return v.state === 'running' && since !== null && since > this.lastCrashAt && since <= now - STABLE_MS; })) this.crashes = 0;
@@ -215,16 +227,30 @@ export class ServiceController {
       });
   }
 
-  private removeReplica(v: VmRecord, why: string): void {
+  /**
+   * Takes a replica out of rotation and removes it. A scale-down stops it gracefully (its
+   * app gets SIGTERM and the VM's stopTimeoutMs to finish, as Kubernetes and Knative drain
+   * a pod): killing a worker in the middle of a task left the task held until its lease
+   * expired. A replica that failed its liveness check is killed at once.
+   */
+  private removeReplica(v: VmRecord, why: string, graceful = false): void {
     if (this.removing.has(v.id)) return;
     this.removing.add(v.id);
+    if (graceful && v.state === 'running') this.drainingIds.add(v.id);
     this.publish();
-    this.event('replica-removed', `replica ${v.name} removed: ${why}`, { vm: v.name });
+    this.event('replica-removed', `replica ${v.name} removed: ${why}${graceful && v.state === 'running' ? ` (stopped gracefully, up to ${v.spec.stopTimeoutMs} ms)` : ''}`, { vm: v.name, graceful });
     void this.vms
-      .remove(v.id, { force: true })
+      .remove(v.id, { force: !graceful })
+      .then((gone) => {
+        if (v.state !== 'running') return;
+        const how = gone.error ?? (gone.exitCode === null ? 'ended without an exit code from its app (killed)' : `its app exited with ${gone.exitCode}`);
+        this.event('replica-stopped', `replica ${v.name} stopped: ${how}`, { vm: v.name, exitCode: gone.exitCode, error: gone.error });
+      })
       .catch((e: unknown) => this.fleet.o.log(`service ${this.name}: removing ${v.name}: ${messageOf(e)}`))
       .finally(() => {
         this.removing.delete(v.id);
+        // Gone now: the gateway drops what it kept open to it.
+        if (this.drainingIds.delete(v.id)) this.gateway?.replicasChanged(this.name);
         this.poke();
       });
   }

@@ -185,6 +185,10 @@ export class ServiceManager implements ReplicaSource {
     return this.controllers.get(service)?.ready() ?? [];
   }
 
+  draining(service: string): Replica[] {
+    return this.controllers.get(service)?.draining() ?? [];
+  }
+
   async wake(service: string): Promise<void> {
     this.controller(service).wake();
   }
