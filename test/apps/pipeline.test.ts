@@ -108,6 +108,26 @@ describe('pipeline', () => {
     assert.equal(stats.done, 1);
   });
 
+  it("a pool's spare (named pool-<pool>-<n>) takes no task; a worker with its own name does", async (t) => {
+    const c = await cluster(t, { leaseSec: 30 });
+    const spare = await c.addWorker({ id: 'pool-83dd804e-584e21' });
+    await waitFor("the spare's first turn", () => spare.lines.some((line) => line.includes("a pool's spare (pool-83dd804e-584e21)")));
+    const png = makeSamplePng(9, 40, 40);
+    const id = await upload(c, png);
+    const turns = async (): Promise<number> => (await call<{ spareTurns: number }>(`${spare.url}/stats`)).body.spareTurns;
+    const from = await turns();
+    // Two whole turns of its loop with the task ready: a worker would have leased it.
+    await waitFor('two more turns of the spare', async () => (await turns()) >= from + 2);
+    const waiting = await getTask(c.urls.db ?? '', id);
+    assert.deepEqual({ state: waiting.state, attempts: waiting.attempts }, { state: 'ready', attempts: 0 });
+    // The control: a worker under its own name takes it at once.
+    await c.addWorker({ id: 'worker-4a613a' });
+    const done = await waitForState(c, id, 'done');
+    assert.equal(done.finishedBy, 'worker-4a613a');
+    assert.equal(done.attempts, 1);
+    await assertResultMatches(c, id, png);
+  });
+
   it('refuses the late finish of a frozen worker that comes back after its lease was taken over', async (t) => {
     const c = await cluster(t, { leaseSec: 1 });
     const zombie = await c.addWorker({ id: 'zombie', env: { WORKER_DELAY_MS: '1500' } });

@@ -32,7 +32,9 @@ const processor = new TaskProcessor({
   stepDeadlineMs: Math.max(60_000, leaseSec * 2000),
   delayMs,
 });
-const loop = new WorkerLoop(currentId, tasks, processor, pollMs);
+// A uigniter pool's spare is named pool-<pool>-<n> until a create takes it and renames it.
+const isSpare = (): boolean => /^pool-[0-9a-f]+-[0-9a-f]+$/.test(currentId());
+const loop = new WorkerLoop(currentId, tasks, processor, pollMs, isSpare);
 
 const router = new Router()
   .get('/healthz', ({ res }) => sendJson(res, 200, { status: 'ok' }))

@@ -12,6 +12,8 @@ export interface WorkerStats {
   failed: number;
   /** Id of the task in progress, if any. */
   current: number | null;
+  /** Turns of the loop that took no task because the worker was a pool's spare. */
+  spareTurns: number;
 }
 
 /** Leases tasks one at a time and processes them until stopped. */
@@ -19,6 +21,7 @@ export class WorkerLoop {
   private done = 0;
   private failed = 0;
   private current: number | null = null;
+  private spareTurns = 0;
   private stopping = false;
   private readonly idle = new AbortController();
   private readonly taskAbort = new AbortController();
@@ -27,16 +30,19 @@ export class WorkerLoop {
   /**
    * `workerId` is asked at every use: a worker restored from a snapshot or template gets its
    * own hostname after the restore, and a name read once at start-up would be its template's.
+   * `isSpare` is asked at every turn: a pool's spare runs (restored, warmed) before it is
+   * paused, and a task it leased then would be held by a paused VM until its lease expired.
    */
   constructor(
     private readonly workerId: () => string,
     private readonly tasks: TaskClient,
     private readonly processor: TaskProcessor,
     private readonly pollMs: number,
+    private readonly isSpare: () => boolean = () => false,
   ) {}
 
   stats(): WorkerStats {
-    return { worker: this.workerId(), done: this.done, failed: this.failed, current: this.current };
+    return { worker: this.workerId(), done: this.done, failed: this.failed, current: this.current, spareTurns: this.spareTurns };
   }
 
   start(): void {
@@ -50,7 +56,16 @@ export class WorkerLoop {
   private async run(): Promise<void> {
     let failures = 0;
     let idle = false;
+    let spare = false;
     while (!this.stopping) {
+      if (this.isSpare()) {
+        if (!spare) log(`a pool's spare (${this.workerId()}): no task until it is handed out`);
+        spare = true;
+        this.spareTurns++;
+        await this.pause(this.pollMs);
+        continue;
+      }
+      spare = false;
       let task: TaskRecord | undefined;
       try {
         // Not abortable on purpose: a lease granted as the request is cut would sit unused until it expires.
