@@ -21,7 +21,7 @@ export interface WorkerServiceOptions {
   dbIp: string;
   maxWorkers: number;
   leaseSec: number;
-  /** Pending tasks per worker. */
+  /** Pending tasks per worker (default 1: a worker does one task at a time). */
   target?: number;
   /** Pre-booted workers kept aside (0: none). */
   poolSize?: number;
@@ -64,7 +64,7 @@ export async function createWorkerService(o: WorkerServiceOptions): Promise<void
       metric: 'http-json',
       url: backlogUrl(o.dbIp),
       field: BACKLOG_FIELD,
-      target: o.target ?? 2,
+      target: o.target ?? 1,
       scaleToZeroAfterMs: o.scaleToZeroAfterMs ?? 5000,
       stableWindowMs: o.stableWindowMs ?? 10_000,
       panicWindowMs: o.panicWindowMs ?? 2000,

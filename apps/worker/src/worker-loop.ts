@@ -31,7 +31,8 @@ export class WorkerLoop {
    * `workerId` is asked at every use: a worker restored from a snapshot or template gets its
    * own hostname after the restore, and a name read once at start-up would be its template's.
    * `isSpare` is asked at every turn: a pool's spare runs (restored, warmed) before it is
-   * paused, and a task it leased then would be held by a paused VM until its lease expired.
+   * paused, and a task it leased then would be held by a paused VM until its lease expired;
+   * it reads the db's counts instead.
    */
   constructor(
     private readonly workerId: () => string,
@@ -62,6 +63,9 @@ export class WorkerLoop {
         if (!spare) log(`a pool's spare (${this.workerId()}): no task until it is handed out`);
         spare = true;
         this.spareTurns++;
+        // Reads the db's counts instead: the same lookup, connection and client code as a
+        // lease, run (and, under TCG, translated) before the pause, not on the first task.
+        await this.tasks.stats().catch(() => undefined);
         await this.pause(this.pollMs);
         continue;
       }
