@@ -64,7 +64,7 @@ export function registerDemo(program: Command): void {
     .option('--keep', 'leave the application running and print how to upload more')
     .option('--autoscale', "run the workers as a service 'worker' (min 0, max --workers) scaled on the db's backlog")
     .option('--pool <n>', 'with --autoscale: pre-booted workers kept aside', int, 0)
-    .option('--target <n>', 'with --autoscale: pending tasks (waiting or being worked on) per worker', Number, 1)
+    .option('--target <n>', 'with --autoscale: pending tasks (waiting or being worked on) per worker', Number, 2)
     .action(async (o: { workers?: number; images: number; port: number; leaseSec: number; keep?: boolean; autoscale?: boolean; pool: number; target: number }) => {
       if (o.autoscale) {
         const { runAutoscaleDemo } = await import('../../demo/autoscale-demo.js');
