@@ -13,16 +13,23 @@
  * template, as on a host that ran it before; otherwise the first autoscaled run cold-boots
  * every worker at once while the fixed workers boot before t0.
  *
+ * The images arrive as one continuous batch (default), or, with BURSTS=n, as n batches of
+ * IMAGES/n with GAP_S seconds of quiet between one batch's last result and the next one's
+ * first upload: an event-driven load, where a fixed set of workers idles between events.
+ *
  * Measured from the client's side, t0 = just before the first upload to the master:
- *   backlog   t0 -> the db first holds a task of this batch (polled every 50 ms): the
- *             demo's own upload path, the same in both modes
- *   reaction  backlog seen -> the db first shows a task leased or done (same poll)
+ *   backlog   a batch's first upload -> the db first holds a task of it (polled every
+ *             50 ms): the demo's own upload path, the same in every mode; one per batch
+ *   reaction  backlog seen -> the db first shows a task leased or done (same poll); one
+ *             per batch (with bursts, each burst's reaction is a wake-up from zero)
  *   makespan  t0 -> every task done and every result fetched and checked pixel by pixel
- *   VM-s      worker VMs running (sampled every 1 s from the daemon) x time, from t0 to the
+ *             (with bursts, the quiet gaps are in it, the same in every mode)
+ *   VM-s      worker VMs running or stopping (sampled every 1 s from the VM list) x time, from t0 to the
  *             last task done (fixed) or to the service back at 0 workers (auto); the fixed
  *             workers' boot before t0 is not counted
  *
- *   node dist/bench/autoscale.js   (root; RUNS=3 each by default, IMAGES=30, MAX=3)
+ *   node dist/bench/autoscale.js   (root; RUNS=3 each by default, IMAGES=30, MAX=3,
+ *                                   BURSTS=1, GAP_S=20)
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -35,14 +42,19 @@ import { freePort, printTable, ROOT, spread, spreadRow, startBenchDaemon, type B
 const RUNS = Number(process.env.RUNS ?? 3);
 const IMAGES = Number(process.env.IMAGES ?? 30);
 const MAX = Number(process.env.MAX ?? 3);
+const BURSTS = Number(process.env.BURSTS ?? 1);
+const GAP_S = Number(process.env.GAP_S ?? 20);
+const PER_BURST = IMAGES / BURSTS;
 const LEASE_SEC = 10;
 
 type Mode = 'auto' | 'pool' | 'fixed';
-const MODES: Mode[] = ['auto', 'pool', 'fixed'];
+const MODES: Mode[] = process.env.MODES ? (process.env.MODES.split(',') as Mode[]) : ['auto', 'pool', 'fixed'];
 
 interface Sample {
-  backlogMs: number;
-  reactionMs: number;
+  /** One per burst. */
+  backlogMs: number[];
+  /** One per burst. */
+  reactionMs: number[];
   makespanMs: number;
   vmSeconds: number;
   peak: number;
@@ -64,24 +76,48 @@ async function waitPoolFull(d: BenchDaemon): Promise<void> {
   }
 }
 
+/** Backlog and reaction of one burst, from the db's counters polled every 50 ms. */
+function watchReaction(dbIp: string, before: TaskStats): { done: Promise<{ backlogAt: number | null; reactionAt: number | null }>; stop: () => void } {
+  let stop = false;
+  const done = (async () => {
+    let backlogAt: number | null = null;
+    let reactionAt: number | null = null;
+    while (!stop && reactionAt === null) {
+      const s = await dbStats(dbIp).catch(() => null);
+      if (s && backlogAt === null && s.total > before.total) backlogAt = performance.now();
+      if (s && s.leased + s.done + s.failed > before.leased + before.done + before.failed) reactionAt = performance.now();
+      await sleep(50);
+    }
+    return { backlogAt, reactionAt };
+  })();
+  return { done, stop: () => void (stop = true) };
+}
+
+async function waitTasksDone(dbIp: string, before: TaskStats, count: number): Promise<number> {
+  for (;;) {
+    const s = await dbStats(dbIp).catch(() => null);
+    if (s && s.done + s.failed - before.done - before.failed >= count) return performance.now();
+    await sleep(100);
+  }
+}
+
 async function oneRun(d: BenchDaemon, mode: Mode, master: MasterClient, dbIp: string, seed: number): Promise<Sample> {
   const workerNames = Array.from({ length: MAX }, (_, i) => `fixed-worker-${i + 1}`);
   if (mode === 'fixed') await Promise.all(workerNames.map((name) => d.client.run({ image: 'worker', name, env: { LEASE_SEC: String(LEASE_SEC) } })));
   else {
-    await createWorkerService({ client: d.client, dbIp, maxWorkers: MAX, leaseSec: LEASE_SEC, target: 2, ...(mode === 'pool' ? { poolSize: 1 } : {}) });
+    await createWorkerService({ client: d.client, dbIp, maxWorkers: MAX, leaseSec: LEASE_SEC, ...(mode === 'pool' ? { poolSize: 1 } : {}) });
     if (mode === 'pool') await waitPoolFull(d);
   }
   try {
-    const before = await dbStats(dbIp);
-    const running = async (): Promise<number> =>
-      mode === 'fixed' ? (await d.client.list()).filter((v) => workerNames.includes(v.name) && v.state === 'running').length : (await serviceStatus(d.client)).status.running;
+    const first = await dbStats(dbIp);
+    // Worker VMs that run or are stopping (a scale-down drains them), from the VM list: a
+    // replica that drains has left the service's own count but still holds its VM.
+    const isWorker = (name: string): boolean => (mode === 'fixed' ? workerNames.includes(name) : /^worker-[0-9a-f]{6}$/.test(name));
+    const running = async (): Promise<number> => (await d.client.list()).filter((v) => isWorker(v.name) && (v.state === 'running' || v.state === 'stopping')).length;
     let stop = false;
     let vmMs = 0;
     let peak = 0;
-    let lastDoneAt: number | null = null;
     const t0 = performance.now();
-    let reactionAt: number | null = null;
-    let backlogAt: number | null = null;
     // VM-seconds, 1 s samples.
     const sampler = (async () => {
       let prevT = performance.now();
@@ -96,56 +132,71 @@ async function oneRun(d: BenchDaemon, mode: Mode, master: MasterClient, dbIp: st
         prevN = n;
       }
     })();
-    const reaction = (async () => {
-      while (!stop && reactionAt === null) {
-        const s = await dbStats(dbIp).catch(() => null);
-        if (s && backlogAt === null && s.total > before.total) backlogAt = performance.now();
-        if (s && s.leased + s.done + s.failed > before.leased + before.done + before.failed) reactionAt = performance.now();
-        await sleep(50);
-      }
-    })();
-    const lastDone = (async () => {
-      while (!stop) {
-        const s = await dbStats(dbIp).catch(() => null);
-        if (s && s.done + s.failed - before.done - before.failed >= IMAGES) {
-          lastDoneAt = performance.now();
-          return;
+    const backlogMs: number[] = [];
+    const reactionMs: number[] = [];
+    const mismatches: string[] = [];
+    let lastDoneAt = t0;
+    let checkedAt = t0;
+    const backlogsAt: number[] = [];
+    try {
+      for (let b = 0; b < BURSTS; b++) {
+        // The quiet between bursts: from the last result checked to the next first upload.
+        if (b > 0) await sleep(GAP_S * 1000);
+        const before = await dbStats(dbIp);
+        const tb = performance.now();
+        const watch = watchReaction(dbIp, before);
+        try {
+          const batch = await processBatch(master, PER_BURST, { log: () => undefined, seed: seed + b * PER_BURST, size: 48, timeoutMs: 600_000 });
+          mismatches.push(...batch.mismatches);
+          checkedAt = performance.now();
+          lastDoneAt = await waitTasksDone(dbIp, before, PER_BURST);
+        } finally {
+          watch.stop();
         }
-        await sleep(100);
+        const { backlogAt, reactionAt } = await watch.done;
+        backlogMs.push((backlogAt ?? NaN) - tb);
+        reactionMs.push((reactionAt ?? NaN) - (backlogAt ?? NaN));
+        if (backlogAt !== null) backlogsAt.push(backlogAt);
       }
-    })();
-    const batch = await processBatch(master, IMAGES, { log: () => undefined, seed, size: 48, timeoutMs: 600_000 });
-    const makespanMs = performance.now() - t0;
-    await lastDone;
-    if (mode !== 'fixed') {
-      const deadline = Date.now() + 120_000;
-      while (Date.now() < deadline) {
-        const s = (await serviceStatus(d.client)).status;
-        if (s.desired === 0 && s.running === 0) break;
-        await sleep(250);
+    } finally {
+      if (mode !== 'fixed') {
+        const deadline = Date.now() + 120_000;
+        while (Date.now() < deadline) {
+          const s = (await serviceStatus(d.client)).status;
+          if (s.desired === 0 && s.running === 0 && (await running()) === 0) break;
+          await sleep(250);
+        }
+      } else {
+        // Fixed workers: counted to the last task done.
+        await sleep(Math.max(0, 1000 - (performance.now() - lastDoneAt)));
       }
-    } else {
-      // Fixed workers: counted to the last task done.
-      await sleep(Math.max(0, 1000 - (performance.now() - (lastDoneAt ?? performance.now()))));
+      stop = true;
+      await sampler;
     }
-    stop = true;
-    await Promise.all([sampler, reaction]);
-    if (mode !== 'fixed' && backlogAt !== null) {
-      // Where the reaction went: the service's own events, relative to the backlog seen.
-      const wallAtBacklog = Date.now() - (performance.now() - backlogAt);
-      const evs = (await serviceEvents(d.client)).filter((e) => ['scaled', 'replica-started'].includes(e.kind)).slice(0, 4);
-      process.stderr.write(`  ${mode} events after the backlog: ${evs.map((e) => `${((Date.parse(e.at) - wallAtBacklog) / 1000).toFixed(2)} s ${e.kind} ${e.message}`).join(' | ')}\n`);
+    const makespanMs = checkedAt - t0;
+    if (mode !== 'fixed') {
+      // Where each reaction went: the service's first events after each burst's backlog.
+      const wallOf = (at: number): number => Date.now() - (performance.now() - at);
+      const evs = (await serviceEvents(d.client)).filter((e) => ['scaled', 'replica-started'].includes(e.kind));
+      for (const [b, at] of backlogsAt.entries()) {
+        const wall = wallOf(at);
+        const next = evs.filter((e) => Date.parse(e.at) >= wall - 1000).slice(0, 2);
+        process.stderr.write(`  ${mode} burst ${b + 1}: ${next.map((e) => `${((Date.parse(e.at) - wall) / 1000).toFixed(2)} s ${e.kind} ${e.message}`).join(' | ')}\n`);
+      }
     }
     const after = await dbStats(dbIp);
-    const ok = batch.mismatches.length === 0 && after.done - before.done === IMAGES;
-    return { backlogMs: (backlogAt ?? NaN) - t0, reactionMs: (reactionAt ?? NaN) - (backlogAt ?? NaN), makespanMs, vmSeconds: vmMs / 1000, peak, ok };
+    const ok = mismatches.length === 0 && after.done - first.done === IMAGES;
+    return { backlogMs, reactionMs, makespanMs, vmSeconds: vmMs / 1000, peak, ok };
   } finally {
     if (mode === 'fixed') for (const name of workerNames) await d.client.remove(name, { force: true }).catch(() => undefined);
     else await removeWorkerService(d.client);
   }
 }
 
+const secs = (xs: number[]): string => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
+
 async function main(): Promise<void> {
+  if (!Number.isInteger(PER_BURST) || PER_BURST < 1) throw new Error(`IMAGES (${IMAGES}) must be a multiple of BURSTS (${BURSTS})`);
   const d = await startBenchDaemon();
   try {
     await buildDemoImages({ client: d.client, appsDir: join(ROOT, 'apps'), log: () => undefined });
@@ -168,17 +219,18 @@ async function main(): Promise<void> {
         const s = await oneRun(d, m, master, dbIp, 10_000 * (i + 1) + 3000 * MODES.indexOf(m));
         samples[m].push(s);
         process.stderr.write(
-          `run ${i + 1}/${RUNS} ${m}: backlog after ${(s.backlogMs / 1000).toFixed(2)} s, reaction ${(s.reactionMs / 1000).toFixed(2)} s, makespan ${(s.makespanMs / 1000).toFixed(1)} s, ${s.vmSeconds.toFixed(1)} VM-s, peak ${s.peak} workers, ${s.ok ? 'all right' : 'WRONG RESULTS'}\n`,
+          `run ${i + 1}/${RUNS} ${m}: backlog after ${secs(s.backlogMs)} s, reaction ${secs(s.reactionMs)} s, makespan ${(s.makespanMs / 1000).toFixed(1)} s, ${s.vmSeconds.toFixed(1)} VM-s, peak ${s.peak} workers, ${s.ok ? 'all right' : 'WRONG RESULTS'}\n`,
         );
       }
     }
-    const col = (m: Mode, k: keyof Sample): number[] => samples[m].map((s) => s[k] as number);
+    const col = (m: Mode, k: keyof Sample): number[] => samples[m].flatMap((s) => s[k] as number | number[]);
     const label = (m: Mode): string => m.padEnd(5);
-    process.stdout.write(`\nbench/autoscale: ${IMAGES} images (48x48) per batch, max ${MAX} workers, ${RUNS} runs each, alternating; seconds (VM-s for VM-seconds)\n`);
+    const arrival = BURSTS === 1 ? 'one continuous batch' : `${BURSTS} bursts of ${PER_BURST}, ${GAP_S} s quiet between them (backlog and reaction: one sample per burst)`;
+    process.stdout.write(`\nbench/autoscale: ${IMAGES} images (48x48) per run as ${arrival}; max ${MAX} workers, ${RUNS} runs each, alternating; seconds (VM-s for VM-seconds)\n`);
     process.stdout.write('auto: service at 0, no pool; pool: the same with 1 paused spare (not counted in VM-s); fixed: MAX workers booted before the batch\n');
     printTable(['measure', 'n', 'min', 'p50', 'p99', 'max'], [
-      ...MODES.map((m) => spreadRow(`${label(m)} backlog: first upload -> first task in the db`, col(m, 'backlogMs'), 1000, 2)),
-      ...MODES.map((m) => spreadRow(`${label(m)} reaction: first task in the db -> first task leased`, col(m, 'reactionMs'), 1000, 2)),
+      ...MODES.map((m) => spreadRow(`${label(m)} backlog: a batch's first upload -> its first task in the db`, col(m, 'backlogMs'), 1000, 2)),
+      ...MODES.map((m) => spreadRow(`${label(m)} reaction: a batch's first task in the db -> first leased`, col(m, 'reactionMs'), 1000, 2)),
       ...MODES.map((m) => spreadRow(`${label(m)} makespan: first upload -> all results checked`, col(m, 'makespanMs'), 1000, 1)),
       ...MODES.map((m) => spreadRow(`${label(m)} worker VM-s: first upload -> ${m === 'fixed' ? 'last task done' : 'back at 0'}`, col(m, 'vmSeconds'), 1, 1)),
     ]);
@@ -191,7 +243,7 @@ async function main(): Promise<void> {
       );
     }
     process.stdout.write('\n');
-    process.stdout.write(`every result right, every task done once: ${[...samples.auto, ...samples.fixed].every((s) => s.ok)}\n`);
+    process.stdout.write(`every result right, every task done once: ${MODES.every((m) => samples[m].every((s) => s.ok))}\n`);
   } finally {
     await removeWorkerService(d.client).catch(() => undefined);
     await removeDemo(d.client, { volumes: true }).catch(() => undefined);
