@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
 import type { ServiceProcess } from '@uigniter-demo/native';
 import { connectMqtt, endMqtt, whenConnected } from '@uigniter-demo/ics-common/mqtt-connection';
@@ -7,14 +9,36 @@ import { freePort } from '@uigniter-demo/ics-native/free-port';
 import { icsService } from '@uigniter-demo/ics-native/ics-service';
 import { tempDir, type Teardown } from './helpers.js';
 
-async function startBroker(t: Teardown, persistence: 'sqlite' | 'memory'): Promise<{ broker: ServiceProcess; address: string }> {
+async function startBroker(t: Teardown, persistence: 'sqlite' | 'memory'): Promise<{ broker: ServiceProcess; address: string; dataDir: string }> {
   const dataDir = await tempDir(t, 'ics-broker-');
   const mqttPort = await freePort();
   const broker = icsService('broker', 'ics-broker', await freePort(), { MQTT_PORT: String(mqttPort), DATA_DIR: dataDir, BROKER_PERSISTENCE: persistence });
   broker.start();
   t.after(() => broker.stop());
   await broker.waitHealthy();
-  return { broker, address: `127.0.0.1:${mqttPort}` };
+  return { broker, address: `127.0.0.1:${mqttPort}`, dataDir };
+}
+
+/**
+ * Waits until the broker's file holds the retained message on `topic` and a queued message
+ * for `clientId`. aedes 1.x writes a QoS 1 PUBACK before it stores the message (retained,
+ * queued for offline sessions): a kill in that window loses an acknowledged message, which
+ * is aedes' contract, not a restart's fault. What this file must keep is what it stored.
+ */
+async function stored(dataDir: string, topic: string, clientId: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const db = new Database(join(dataDir, 'broker.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+      const retained = db.prepare('SELECT 1 FROM retained WHERE topic = ?').get(topic);
+      const queued = db.prepare('SELECT 1 FROM outgoing WHERE client_id = ?').get(clientId);
+      if (retained && queued) return;
+    } finally {
+      db.close();
+    }
+    if (Date.now() > deadline) throw new Error(`the broker did not store the retained message on ${topic} and a message queued for ${clientId} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 async function subscriber(address: string, clientId: string, received: string[]): Promise<MqttClient> {
@@ -56,12 +80,14 @@ async function upTo(address: string, topic: string, seen: string[], timeoutMs = 
  * does not, which shows the test can see the loss.
  */
 async function commandAfterBrokerKill(t: Teardown, persistence: 'sqlite' | 'memory'): Promise<{ received: string[]; retained: string[] }> {
-  const { broker, address } = await startBroker(t, persistence);
+  const { broker, address, dataDir } = await startBroker(t, persistence);
   const received: string[] = [];
   const first = await subscriber(address, 'gateway-under-test', received);
   await endMqtt(first);
   await publishAcked(address, 'plant/commands/inflow1', 'queued-while-offline');
   await publishAcked(address, 'control/active', 'retained-announcement', true);
+  // The in-memory control has no file to wait on; it loses the messages either way.
+  if (persistence === 'sqlite') await stored(dataDir, 'control/active', 'gateway-under-test');
   await broker.kill('SIGKILL');
   broker.start();
   await broker.waitHealthy();
