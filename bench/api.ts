@@ -31,7 +31,7 @@
  *   node dist/bench/api.js            (root; RUNS=20 VMS=100 LOAD_ROUNDS=2 by default)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -67,7 +67,9 @@ const msSince = (t0: bigint, t1: bigint = nowNs()): number => Number(t1 - t0) / 
 /**
  * A thread that, once armed, follows new pids and reports the first one whose argv[0] is
  * qemu-system-* and whose cmdline contains a marker. A forked child shows its parent's
- * cmdline until it execs, and nsenter execs QEMU in place: those pids are checked again.
+ * cmdline until it execs, and the confined launch's sh (joining the cgroups) and nsenter
+ * exec QEMU in place: those pids are checked again. A QEMU thread's id also reads as a
+ * pid with QEMU's cmdline: only a thread group leader counts.
  */
 const WATCHER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -94,9 +96,12 @@ for (;;) {
       try { cmd = fs.readFileSync('/proc/' + p + '/cmdline', 'latin1'); } catch { cands.delete(p); continue; }
       const argv0 = cmd.slice(0, Math.max(0, cmd.indexOf('\\0')));
       if (/qemu-system-[^/]*$/.test(argv0)) {
-        if (cmd.includes(marker)) { found = { pid: p, ns: process.hrtime.bigint() }; break; }
+        const seen = process.hrtime.bigint();
+        let tgid = -1;
+        try { tgid = Number(/^Tgid:\\s+(\\d+)/m.exec(fs.readFileSync('/proc/' + p + '/status', 'latin1'))[1]); } catch {}
+        if (tgid === p && cmd.includes(marker)) { found = { pid: p, ns: seen }; break; }
         cands.delete(p);
-      } else if (!(argv0 === '' || /(^|\\/)(nsenter|node)$/.test(argv0))) {
+      } else if (!(argv0 === '' || /(^|\\/)(sh|nsenter|node)$/.test(argv0))) {
         cands.delete(p);
       }
     }
@@ -218,6 +223,17 @@ async function freshArgv(t: RawTemplate, work: string, shmDir: string, i: number
   );
   const left = argv.filter((a) => a.includes(t.id));
   if (left.length > 0) throw new Error(`the VM's id is still in the rewritten argv: ${left.join(' ')}`);
+  // A confined VMM chroots into its jail and drops to its uid once its files are open: the
+  // jail is made as the daemon makes it (an empty directory of that uid, 0700). The cgroup
+  // the daemon moves its VMM into is not made here.
+  const chroot = argv.indexOf('-chroot');
+  if (chroot >= 0) {
+    const jail = argv[chroot + 1]!;
+    const [uid, gid] = (argv[argv.indexOf('-runas') + 1] ?? '').split(':').map(Number);
+    if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new Error(`-chroot without a -runas uid:gid in the argv: ${argv.join(' ')}`);
+    await mkdir(jail, { mode: 0o700 });
+    await chown(jail, uid!, gid!);
+  }
   return { argv, dir, tap, ram, qmp: join(dir, 'qmp.sock') };
 }
 
@@ -341,8 +357,10 @@ function runTool(cmd: string, args: string[]): Promise<string> {
 async function loadTest(url: string): Promise<Load> {
   const wrk = await runTool('wrk', ['-t', '1', '-c', '32', '-d', `${LOAD_SECONDS}s`, '--latency', url]).catch(() => null);
   if (wrk) {
-    const ms = (v: string): string => {
-      const m = /([0-9.]+)(us|ms|s)/.exec(v)!;
+    const ms = (v: string | undefined): string => {
+      // wrk prints no latency distribution when no request was answered.
+      const m = /([0-9.]+)(us|ms|s)/.exec(v ?? '');
+      if (!m) return '-';
       const n = Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
       return n.toFixed(2);
     };
@@ -351,8 +369,8 @@ async function loadTest(url: string): Promise<Load> {
     return {
       tool: `wrk -t1 -c32 -d${LOAD_SECONDS}s`,
       rps: Number(/Requests\/sec:\s+([0-9.]+)/.exec(wrk)![1]),
-      p50: ms(/50%\s+(\S+)/.exec(wrk)![1]!),
-      p99: ms(/99%\s+(\S+)/.exec(wrk)![1]!),
+      p50: ms(/50%\s+(\S+)/.exec(wrk)?.[1]),
+      p99: ms(/99%\s+(\S+)/.exec(wrk)?.[1]),
       requests: Number(/(\d+) requests in/.exec(wrk)![1]),
       badStatus: errs ? Number(errs[1]) : 0,
       socketErrors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
