@@ -65,6 +65,30 @@ export async function qemuProcesses(needle: string): Promise<number[]> {
   return pids;
 }
 
+/** Children of `ppid` whose command line contains `needle`. */
+export async function childrenWith(ppid: number, needle: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== ppid) continue;
+    const cmd = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(needle)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** Waits (up to `ms`) for a process to be gone; true if it is. */
+export async function processGone(pid: number, ms = 5000): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const state = /^State:\s+(\S)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''))?.[1];
+    if (state === undefined || state === 'Z') return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Every file under dir, relative, sorted. */
 export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];

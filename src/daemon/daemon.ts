@@ -17,6 +17,7 @@ import { ImageStore } from '../images/image-store.js';
 import { HostNetwork } from '../network/host-network.js';
 import { SqliteStore } from '../state/sqlite-store.js';
 import { packageRoot, packageVersion } from '../util/package-root.js';
+import { useCommandHelper } from '../util/command-helper.js';
 import { Paths } from '../util/paths.js';
 import { processAlive as alive } from '../util/process.js';
 import { Ext4Volumes } from '../volumes/ext4-volumes.js';
@@ -63,6 +64,8 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
   const store = new SqliteStore(paths.stateDb);
   const say = (msg: string, fields?: Record<string, unknown>): void => log.info(fields ?? {}, msg);
   const network = new HostNetwork(cfg.network, store, (m) => log.warn(m));
+  // Host commands (ip, nft, bridge) spawn from a small helper, not from the daemon's heap.
+  const releaseCommandHelper = useCommandHelper();
   const cleanups: (() => Promise<void>)[] = [];
   try {
     await network.start();
@@ -155,11 +158,13 @@ export async function startDaemon(cfg: DaemonConfig, hooks: DaemonHooks = {}): P
           await rm(paths.memory, { recursive: true, force: true });
         }
         store.close();
+        releaseCommandHelper();
         await rm(pidFile, { force: true });
       },
     };
   } catch (e) {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    releaseCommandHelper();
     store.close();
     await rm(pidFile, { force: true });
     throw e;

@@ -28,20 +28,55 @@ export interface RunResult {
   stderr: string;
 }
 
+/** How a command ended: its exit (code, or null when a signal ended it) and output, or why it did not start. */
+export type CommandOutcome = { code: number | null; stdout: string; stderr: string } | { spawnError: { code?: string; message: string } };
+
+/** What `run` resolves with, or the error it rejects with, for an outcome: one rule for every way of running. */
+export function settleCommand(cmd: string, args: readonly string[], o: CommandOutcome): RunResult | Error {
+  if ('spawnError' in o) {
+    if (o.spawnError.code === 'ENOENT') return new CommandError(`${cmd} (not installed?)`, null, o.spawnError.message);
+    return Object.assign(new Error(o.spawnError.message), o.spawnError.code ? { code: o.spawnError.code } : {});
+  }
+  if (o.code === 0) return { stdout: o.stdout, stderr: o.stderr };
+  return new CommandError([cmd, ...args].join(' ').slice(0, 300), o.code, o.stderr || o.stdout);
+}
+
+/** Another way to run commands that have no output callbacks (see `command-helper.ts`); null: spawn here. */
+export type CommandDelegate = (cmd: string, args: readonly string[], opts: RunOptions) => Promise<RunResult>;
+let delegate: CommandDelegate | null = null;
+
+/** Routes `run` through `d` (null: back to spawning in this process). */
+export function setCommandDelegate(d: CommandDelegate | null): void {
+  delegate = d;
+}
+
 /** Runs a command without a shell and resolves with its output, or rejects with CommandError. */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+  if (delegate && !opts.onStdout && !opts.onStderr) return delegate(cmd, args, opts);
+  return spawnHere(cmd, args, opts);
+}
+
+/** `run` by spawning the command from this process. */
+export async function spawnHere(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const r = settleCommand(cmd, args, await spawnOutcome(cmd, args, opts));
+  if (r instanceof Error) throw r;
+  return r;
+}
+
+/** Spawns the command from this process and resolves with how it ended (never rejects). */
+export function spawnOutcome(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<CommandOutcome> {
+  return new Promise((resolve) => {
+    const spawnError = (e: NodeJS.ErrnoException): CommandOutcome => ({ spawnError: { message: e.message, ...(e.code ? { code: e.code } : {}) } });
+    let child;
+    try {
+      child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      // spawn throws (rather than emitting 'error') on arguments it cannot pass, e.g. a NUL byte.
+      return resolve(spawnError(e as NodeJS.ErrnoException));
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    if (opts.timeoutMs) {
-      timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
-    }
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
     child.stdout.on('data', (c: Buffer) => {
       out.push(c);
       opts.onStdout?.(c.toString());
@@ -50,17 +85,12 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       err.push(c);
       opts.onStderr?.(c.toString());
     });
-    child.on('error', (e: NodeJS.ErrnoException) => {
+    const settle = (o: CommandOutcome): void => {
       if (timer) clearTimeout(timer);
-      reject(e.code === 'ENOENT' ? new CommandError(`${cmd} (not installed?)`, null, e.message) : e);
-    });
-    child.on('close', (code) => {
-      if (timer) clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString();
-      const stderr = Buffer.concat(err).toString();
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new CommandError([cmd, ...args].join(' ').slice(0, 300), code, stderr || stdout));
-    });
+      resolve(o);
+    };
+    child.on('error', (e: NodeJS.ErrnoException) => settle(spawnError(e)));
+    child.on('close', (code) => settle({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
     child.stdin.on('error', () => {
       /* the command may exit before reading its input; its exit code tells */
     });

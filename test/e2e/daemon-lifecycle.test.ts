@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { VmView } from '../../src/client/client.js';
 import { buildFixture, guestGet, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
-import { FIXTURES, qemuProcesses } from '../helpers.js';
+import { childrenWith, FIXTURES, processGone, qemuProcesses } from '../helpers.js';
 
 /**
  * The daemon end to end on real QEMU guests, taps and SQLite: VMs reach each other by IP and
@@ -68,7 +68,11 @@ describe('uigniterd: lifecycle, VM-to-VM network, adoption after SIGKILL', () =>
     const before = d.leases();
     const qemus = (await qemuProcesses(d.home)).sort();
     assert.equal(qemus.length, 2);
+    // The daemon's command helper (util/command-helper) must not outlive it.
+    const helpers = await childrenWith(d.child.pid!, 'command-helper-child');
+    assert.equal(helpers.length, 1, 'the daemon runs one command helper');
     await d.kill('SIGKILL');
+    assert.ok(await processGone(helpers[0]!), 'the helper of a SIGKILLed daemon exits');
     // The guests keep running without the daemon.
     assert.equal((await guestGet<{ hostname: string }>(a.ip!, '/')).hostname, 'vm-a');
     await d.restart();
@@ -81,8 +85,11 @@ describe('uigniterd: lifecycle, VM-to-VM network, adoption after SIGKILL', () =>
     assert.deepEqual((await qemuProcesses(d.home)).sort(), qemus, 'the same QEMU processes, none started again');
     assert.deepEqual(d.leases(), before);
     assert.equal(new Set(d.leases().map((l) => l.ip)).size, 2);
+    const helpersAfter = await childrenWith(d.child.pid!, 'command-helper-child');
+    assert.equal(helpersAfter.length, 1, 'the restarted daemon has its own helper');
     // A graceful daemon stop (SIGTERM) leaves the VMs running too, for the next daemon.
     await d.kill('SIGTERM');
+    assert.ok(await processGone(helpersAfter[0]!), 'the helper of a stopped daemon exits');
     assert.equal((await guestGet<{ hostname: string }>(b.ip!, '/')).hostname, 'vm-b');
     await d.restart();
     assert.deepEqual((await d.client.list()).map((v) => v.state), ['running', 'running']);
