@@ -191,6 +191,14 @@ describe('VM network isolation and published ports', () => {
     }
     const spoofed = await arping(peer.ip!, spoofedIp());
     assert.equal(spoofed.replies, 1, `without the guard, ARP claiming ${spoofedIp()} is answered: ${JSON.stringify(spoofed)}`);
+    // With no guard table a create cannot guard its tap: it fails, and the tap it made at
+    // the same time as the guard is taken away with its lease and record.
+    const tapsBefore = await d.taps();
+    const leasesBefore = d.leases();
+    await assert.rejects(d.client.run({ image: 'hello', name: 'unguarded' }), (e: Error) => /nft/.test(e.message));
+    assert.deepEqual(await d.taps(), tapsBefore, 'no tap left by the failed create');
+    assert.deepEqual(d.leases(), leasesBefore, 'no lease left by the failed create');
+    assert.deepEqual((await d.client.list()).map((v) => v.name).sort(), [peer.name, vm.name].sort());
     // A daemon start renders the table again with the guards of the taps it adopts.
     await d.kill('SIGTERM');
     await d.restart();
