@@ -48,7 +48,10 @@ const PER_BURST = IMAGES / BURSTS;
 const LEASE_SEC = 10;
 
 type Mode = 'auto' | 'pool' | 'fixed';
-const MODES: Mode[] = process.env.MODES ? (process.env.MODES.split(',') as Mode[]) : ['auto', 'pool', 'fixed'];
+const ALL_MODES: readonly Mode[] = ['auto', 'pool', 'fixed'];
+const MODES: Mode[] = process.env.MODES ? process.env.MODES.split(',').map((m) => m.trim() as Mode) : [...ALL_MODES];
+for (const m of MODES) if (!ALL_MODES.includes(m)) throw new Error(`MODES: unknown mode '${m}' (${ALL_MODES.join(', ')})`);
+if (MODES.length === 0 || new Set(MODES).size !== MODES.length) throw new Error(`MODES: each of ${ALL_MODES.join(', ')} at most once, at least one`);
 
 interface Sample {
   /** One per burst. */

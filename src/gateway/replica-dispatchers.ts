@@ -11,6 +11,11 @@ function originOf(r: Replica): string {
   return `http://${r.ip.includes(':') ? `[${r.ip}]` : r.ip}:${r.port}`;
 }
 
+/** The VM id and the address: a VM restarted on another address is another origin. */
+function keyOf(r: Replica): string {
+  return `${r.vmId}@${originOf(r)}`;
+}
+
 /**
  * One undici Pool (keep-alive connections) per replica, made on first use. A replica that
  * leaves the ready set to drain (a scale-down stops it gracefully) has its pool closed:
@@ -23,12 +28,13 @@ export class ReplicaDispatchers {
   private readonly pools = new Map<string, Pool>();
   /** Pools of draining replicas, by key: destroyed if still busy when the drain ends. */
   private readonly closing = new Map<string, Pool>();
+  /** Destroys under way, so that `destroyAll` waits for them too. */
+  private readonly destroying = new Set<Promise<void>>();
 
   constructor(private readonly settings: DispatcherSettings) {}
 
   get(r: Replica): Pool {
-    // The VM id and the address: a VM restarted on another address is another origin.
-    const key = `${r.vmId}@${originOf(r)}`;
+    const key = keyOf(r);
     let pool = this.pools.get(key);
     if (pool === undefined) {
       pool = new Pool(originOf(r), { connections: this.settings.connections, connect: { timeout: this.settings.connectTimeoutMs } });
@@ -39,13 +45,13 @@ export class ReplicaDispatchers {
 
   /** Lets go of the pools of replicas no longer in `ready`: gracefully for those `draining`. */
   retain(ready: readonly Replica[], draining: readonly Replica[] = []): void {
-    const keep = new Set(ready.map((r) => `${r.vmId}@${originOf(r)}`));
-    const drain = new Set(draining.map((r) => `${r.vmId}@${originOf(r)}`));
+    const keep = new Set(ready.map(keyOf));
+    const drain = new Set(draining.map(keyOf));
     for (const [key, pool] of this.pools) {
       if (keep.has(key)) continue;
       this.pools.delete(key);
       if (!drain.has(key)) {
-        void pool.destroy().catch(() => undefined);
+        this.destroy(pool);
         continue;
       }
       this.closing.set(key, pool);
@@ -57,8 +63,16 @@ export class ReplicaDispatchers {
     for (const [key, pool] of this.closing) {
       if (drain.has(key)) continue;
       this.closing.delete(key);
-      void pool.destroy().catch(() => undefined);
+      this.destroy(pool);
     }
+  }
+
+  private destroy(pool: Pool): void {
+    const done: Promise<void> = pool.destroy().then(
+      () => void this.destroying.delete(done),
+      () => void this.destroying.delete(done),
+    );
+    this.destroying.add(done);
   }
 
   private forget(key: string, pool: Pool): void {
@@ -70,6 +84,7 @@ export class ReplicaDispatchers {
     const all = [...this.pools.values(), ...this.closing.values()];
     this.pools.clear();
     this.closing.clear();
-    await Promise.all(all.map((p) => p.destroy().catch(() => undefined)));
+    for (const p of all) this.destroy(p);
+    await Promise.all([...this.destroying]);
   }
 }

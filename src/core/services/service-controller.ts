@@ -236,9 +236,11 @@ export class ServiceController {
   private removeReplica(v: VmRecord, why: string, graceful = false): void {
     if (this.removing.has(v.id)) return;
     this.removing.add(v.id);
-    if (graceful && v.state === 'running') this.drainingIds.add(v.id);
+    // Only a running replica has requests to finish.
+    const drains = graceful && v.state === 'running';
+    if (drains) this.drainingIds.add(v.id);
     this.publish();
-    this.event('replica-removed', `replica ${v.name} removed: ${why}${graceful && v.state === 'running' ? ` (stopped gracefully, up to ${v.spec.stopTimeoutMs} ms)` : ''}`, { vm: v.name, graceful });
+    this.event('replica-removed', `replica ${v.name} removed: ${why}${drains ? ` (stopped gracefully, up to ${v.spec.stopTimeoutMs} ms)` : ''}`, { vm: v.name, graceful });
     void this.vms
       .remove(v.id, { force: !graceful })
       .then((gone) => {
