@@ -61,6 +61,10 @@ describe('QEMU command line', () => {
     const clone = qemuArgs(spec, host, { memory: { path: '/snaps/a,b/memory', shared: false }, incoming: true });
     assert.ok(clone.includes('memory-backend-file,id=mem,size=256M,mem-path=/snaps/a,,b/memory,share=off'));
     assert.deepEqual(clone.slice(-3), ['-S', '-incoming', 'defer'], 'a restore starts paused, waiting for migrate-incoming');
+    const held = qemuArgs(spec, host, { memory: { path: '/dev/shm/uig/abc123.ram', shared: true }, paused: true });
+    assert.deepEqual([held.at(-1), held.includes('-incoming')], ['-S', false], 'a cold boot held for its cgroup starts paused, with nothing to load');
+    const heldClone = qemuArgs(spec, host, { memory: { path: '/snaps/a,b/memory', shared: false }, incoming: true, paused: true });
+    assert.equal(heldClone.filter((a) => a === '-S').length, 1, 'one -S');
     const anon = qemuArgs(spec, host);
     assert.ok(anon.includes('microvm,x-option-roms=off,acpi=off') && !anon.includes('-object'), 'no backend: anonymous RAM (the KVM probe)');
   });

@@ -75,6 +75,8 @@ export interface QemuArgsOptions {
   memory?: GuestMemory;
   /** Start paused, waiting for `migrate-incoming` (a restore). */
   incoming?: boolean;
+  /** Start paused (-S) until the driver sends `cont` (a cold boot whose VMM joins its cgroup first). */
+  paused?: boolean;
 }
 
 /** The guest kernel's command line. */
@@ -183,6 +185,8 @@ export function qemuArgs(spec: LaunchSpec, host: QemuHost, opts: QemuArgsOptions
     // -S: stay paused after the load whatever state the snapshot was saved in; the
     // migration source (a file) is given later, after the migration parameters are set.
     args.push('-S', '-incoming', 'defer');
+  } else if (opts.paused) {
+    args.push('-S');
   }
   return args;
 }

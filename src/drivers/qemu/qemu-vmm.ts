@@ -22,7 +22,7 @@ import {
   type QemuArgvFacts,
   type QemuHost,
 } from './command-line.js';
-import { Confinement, JOIN_CGROUPS_SCRIPT, type Confined } from './confinement.js';
+import { Confinement, joinCgroups, type Confined } from './confinement.js';
 import { hostTscKhz, kvmFacts } from './host-facts.js';
 import { QemuProcess, SNAPSHOT_MEMORY, SNAPSHOT_STATE } from './qemu-process.js';
 import { QmpClient } from './qmp-client.js';
@@ -163,7 +163,7 @@ export class QemuVmm implements Vmm {
     return join(this.memDir, `${vmId}.ram`);
   }
 
-  private async command(spec: LaunchSpec, opts: QemuArgsOptions, cgroupProcs: string[] = []): Promise<{ command: string; args: string[] }> {
+  private async command(spec: LaunchSpec, opts: QemuArgsOptions): Promise<{ command: string; args: string[] }> {
     const host = await this.hostFor(spec);
     let argv = [host.binary, ...qemuArgs(spec, host, opts)];
     const nic = spec.nic;
@@ -171,10 +171,6 @@ export class QemuVmm implements Vmm {
       // The tap lives in the VM network namespace, so QEMU must open it from there
       // (nsenter execs QEMU: the pid stays QEMU's).
       argv = ['nsenter', `--net=/run/netns/${nic.netns}`, '--', ...argv];
-    }
-    if (cgroupProcs.length) {
-      // A shell joins the VM's cgroup and execs the rest: QEMU is in it from its first page.
-      argv = ['/bin/sh', '-c', JOIN_CGROUPS_SCRIPT, 'uigniter-join-cgroup', ...cgroupProcs, '--', ...argv];
     }
     return { command: argv[0]!, args: argv.slice(1) };
   }
@@ -247,7 +243,11 @@ export class QemuVmm implements Vmm {
     const release = async (): Promise<void> => {
       if (confined) await (await this.confinement()).release(spec.vmId);
     };
-    const { command, args } = await this.command(spec, { ...opts, jail: confined?.jail }, confined?.cgroupProcs).catch(async (e: unknown) => {
+    // A VMM with cgroups to join starts with its guest paused (a restore's always is) and
+    // joins them while it starts; the guest runs once it is in (see joinCgroups).
+    const cgroupProcs = confined?.cgroupProcs ?? [];
+    const holdGuest = cgroupProcs.length > 0 && !opts.incoming;
+    const { command, args } = await this.command(spec, { ...opts, jail: confined?.jail, paused: holdGuest }).catch(async (e: unknown) => {
       await release();
       throw e;
     });
@@ -274,10 +274,17 @@ export class QemuVmm implements Vmm {
       throw new UigniterError('vmm_failed', `qemu exited at start (${how}): ${await logTail(spec.runDir)}`);
     });
     early.catch(() => undefined);
-    let qmp: QmpClient;
+    const joined = joinCgroups(spawned, cgroupProcs).catch((e: unknown) => {
+      throw new UigniterError('vmm_failed', `cannot move QEMU into its cgroup: ${String(e)}`);
+    });
+    joined.catch(() => undefined);
+    let qmp: QmpClient | null = null;
     try {
       qmp = await Promise.race([QmpClient.connect(join(spec.runDir, QMP_SOCKET), 10_000), early]);
+      await joined;
+      if (holdGuest) await qmp.execute('cont');
     } catch (e) {
+      qmp?.close();
       if (pidAlive(spawned)) process.kill(spawned, 'SIGKILL');
       await Promise.race([childExit, sleep(2000)]);
       await cleanup();
