@@ -195,6 +195,16 @@ describe('snapshots, clones, pause, suspend', () => {
       assert.equal((JSON.parse(viaClone.body) as Identity).hostname, 'first', JSON.stringify(viaClone));
     }
     assert.ok((await sent()) > atStart + frames, 'the idle VM does receive what is sent to it');
+    // Two guests that never talked resolve each other: the bridge answers their ARP from the
+    // namespace's neighbour table (proxy_arp on every tap), so no request floods the idle VM.
+    const beforePairs = await sent();
+    for (const [from, to] of [[clones[0]!, clones[1]!], [clones[2]!, clones[3]!]] as const) {
+      const r = await guestGet<{ status: number; body: string }>(from.ip!, `/fetch?url=${encodeURIComponent(`http://${to.ip}:8080/identity`)}`);
+      assert.equal((JSON.parse(r.body) as Identity).hostname, to.name, `${from.name} reaches ${to.name}: ${JSON.stringify(r)}`);
+    }
+    const pairFrames = (await sent()) - beforePairs;
+    console.log(`# ${pairFrames} frames reached an idle VM while two pairs of guests first talked`);
+    assert.ok(pairFrames < 2, `${pairFrames} frames reached the idle VM while two pairs of other guests first talked`);
     for (const c of clones) await d.client.remove(c.name, { force: true });
   });
 
