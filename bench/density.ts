@@ -320,17 +320,24 @@ async function codeCaches(d: BenchDaemon, units: Unit[]): Promise<string> {
   );
 }
 
-/** GET http://<ip>:8080/ of each unit: how many answered, and the failures. */
-async function checkAnswers(units: Unit[]): Promise<{ ok: number; retried: number; failures: string[] }> {
+/**
+ * GET http://<ip>:8080/ of each unit (GET_BATCH at a time, up to 3 attempts 500 ms apart):
+ * how many answered, how many only on a retry, and the failures; `firstErrors` counts why
+ * the first attempts that failed did (with how long they took), so that a retry says what
+ * went wrong the first time.
+ */
+async function checkAnswers(units: Unit[]): Promise<{ ok: number; retried: number; failures: string[]; firstErrors: string }> {
   let ok = 0;
   let retried = 0;
   const failures: string[] = [];
+  const first = new Map<string, number[]>();
   for (let i = 0; i < units.length; i += GET_BATCH) {
     await Promise.all(
       units.slice(i, i + GET_BATCH).map(async (u) => {
         if (!u.ip) return void failures.push(`${u.key}: no address`);
         let last = '';
         for (let a = 1; a <= 3; a++) {
+          const t0 = performance.now();
           try {
             await getOnce(`http://${u.ip}:${APP_PORT}/`, 2000, 10_000);
             ok++;
@@ -338,6 +345,7 @@ async function checkAnswers(units: Unit[]): Promise<{ ok: number; retried: numbe
             return;
           } catch (e) {
             last = errText(e);
+            if (a === 1) first.set(last, [...(first.get(last) ?? []), performance.now() - t0]);
             await sleep(500);
           }
         }
@@ -345,7 +353,11 @@ async function checkAnswers(units: Unit[]): Promise<{ ok: number; retried: numbe
       }),
     );
   }
-  return { ok, retried, failures };
+  const firstErrors = [...first]
+    .sort((a, b) => b[1].length - a[1].length)
+    .map(([why, ms]) => `${ms.length} x '${why}' after ${f2(spread(ms).min / 1000)}-${f2(spread(ms).max / 1000)} s`)
+    .join('; ');
+  return { ok, retried, failures, firstErrors };
 }
 
 // ---------------------------------------------------------------- daemon VMs
@@ -667,7 +679,7 @@ async function main(): Promise<void> {
       const mc = await measure('cold', cold, daemonPid);
       const ac = await checkAnswers(cold);
       printPhase(`phase 1, cold: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot:'cold'}`, fc, mc, [
-        `GET http://<ip>:${APP_PORT}/ answered by ${ac.ok}/${cold.length}${ac.retried ? ` (${ac.retried} after a retry)` : ''}${ac.failures.length ? `; failures: ${ac.failures.slice(0, 10).join(' | ')}` : ''}`,
+        `GET http://<ip>:${APP_PORT}/ answered by ${ac.ok}/${cold.length}${ac.retried ? ` (${ac.retried} after a retry; their first attempts: ${ac.firstErrors})` : ''}${ac.failures.length ? `; failures: ${ac.failures.slice(0, 10).join(' | ')}` : ''}`,
         await codeCaches(daemon, cold),
       ]);
       results.push({ name: 'cold', count: cold.length, stop: fc.stop, m: mc, answered: ac.ok });
@@ -689,7 +701,7 @@ async function main(): Promise<void> {
       cmdline = (await readFile(`/proc/${probe.pid}/cmdline`, 'utf8')).replace(/\0$/, '').split('\0');
       const cacheText = CLONE_CODE_CACHE_MIB === null ? '' : `, codeCacheMiB:${CLONE_CODE_CACHE_MIB}`;
       printPhase(`phase 2, template clones: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot:'template'${cacheText}} (template ${tpl.name})`, ft, mt, [
-        `GET http://<ip>:${APP_PORT}/ answered by ${at.ok}/${clones.length} clones${at.retried ? ` (${at.retried} after a retry)` : ''}${at.failures.length ? `; FAILURES (${at.failures.length}): ${at.failures.slice(0, 10).join(' | ')}` : ''}`,
+        `GET http://<ip>:${APP_PORT}/ answered by ${at.ok}/${clones.length} clones${at.retried ? ` (${at.retried} after a retry; their first attempts: ${at.firstErrors})` : ''}${at.failures.length ? `; FAILURES (${at.failures.length}): ${at.failures.slice(0, 10).join(' | ')}` : ''}`,
         await codeCaches(daemon, clones),
       ]);
       results.push({ name: 'template clones', count: clones.length, stop: ft.stop, m: mt, answered: at.ok });

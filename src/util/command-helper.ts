@@ -54,6 +54,7 @@ export class CommandHelper {
 
   /** The helper's pid (started if it is not running). */
   pid(): number {
+    if (this.closed) throw new Error('command helper: closed');
     return this.process().pid!;
   }
 
