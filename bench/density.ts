@@ -745,6 +745,8 @@ async function main(): Promise<void> {
     // 4. creation rate
     const rates: RateRun[] = [];
     if (PHASES.has('rate')) {
+      // Run alone, the phase makes the template itself (phase 2 makes it otherwise).
+      if (tpl === null) tpl = await makeTemplate(d);
       for (const conc of CONCURRENCIES) for (const kind of ['cold', 'template'] as const) rates.push(await rateRun(d, kind, conc));
       out(`\nphase 4, creation rate: POST /vm/run {image:'${IMAGE}', memMiB:${MEM_MIB}, boot} (wait=ready), cold and template alternating`);
       out(`time = client side, from just before the first POST is sent to the last POST's answer; VMs/s = VMs made / time; answer = one POST's own time, s\n`);
