@@ -355,7 +355,7 @@ async function checkAnswers(units: Unit[]): Promise<{ ok: number; retried: numbe
   }
   const firstErrors = [...first]
     .sort((a, b) => b[1].length - a[1].length)
-    .map(([why, ms]) => `${ms.length} x '${why}' after ${f2(spread(ms).min / 1000)}-${f2(spread(ms).max / 1000)} s`)
+    .map(([why, ms]) => `${ms.length} x '${why}' after ${f2(Math.min(...ms) / 1000)}-${f2(Math.max(...ms) / 1000)} s`)
     .join('; ');
   return { ok, retried, failures, firstErrors };
 }

@@ -78,17 +78,6 @@ export async function childrenWith(ppid: number, needle: string): Promise<number
   return pids;
 }
 
-/** Waits (up to `ms`) for a process to be gone; true if it is. */
-export async function processGone(pid: number, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const state = /^State:\s+(\S)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''))?.[1];
-    if (state === undefined || state === 'Z') return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Every file under dir, relative, sorted. */
 export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];

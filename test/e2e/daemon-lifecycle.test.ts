@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { VmView } from '../../src/client/client.js';
 import { buildFixture, guestGet, startTestDaemon, type TestDaemon } from '../daemon-harness.js';
-import { childrenWith, FIXTURES, processGone, qemuProcesses } from '../helpers.js';
+import { processAlive } from '../../src/util/process.js';
+import { childrenWith, FIXTURES, qemuProcesses, waitFor } from '../helpers.js';
 
 /**
  * The daemon end to end on real QEMU guests, taps and SQLite: VMs reach each other by IP and
@@ -72,7 +73,7 @@ describe('uigniterd: lifecycle, VM-to-VM network, adoption after SIGKILL', () =>
     const helpers = await childrenWith(d.child.pid!, 'command-helper-child');
     assert.equal(helpers.length, 1, 'the daemon runs one command helper');
     await d.kill('SIGKILL');
-    assert.ok(await processGone(helpers[0]!), 'the helper of a SIGKILLed daemon exits');
+    await waitFor(async () => !processAlive(helpers[0]!), 5000, 'the helper of a SIGKILLed daemon to exit');
     // The guests keep running without the daemon.
     assert.equal((await guestGet<{ hostname: string }>(a.ip!, '/')).hostname, 'vm-a');
     await d.restart();
@@ -89,7 +90,7 @@ describe('uigniterd: lifecycle, VM-to-VM network, adoption after SIGKILL', () =>
     assert.equal(helpersAfter.length, 1, 'the restarted daemon has its own helper');
     // A graceful daemon stop (SIGTERM) leaves the VMs running too, for the next daemon.
     await d.kill('SIGTERM');
-    assert.ok(await processGone(helpersAfter[0]!), 'the helper of a stopped daemon exits');
+    await waitFor(async () => !processAlive(helpersAfter[0]!), 5000, 'the helper of a stopped daemon to exit');
     assert.equal((await guestGet<{ hostname: string }>(b.ip!, '/')).hostname, 'vm-b');
     await d.restart();
     assert.deepEqual((await d.client.list()).map((v) => v.state), ['running', 'running']);
