@@ -7,6 +7,9 @@
  *          workers when the batch starts
  *   pool   the same service with a warm pool of 1 paused worker (a spare holds memory, no
  *          CPU: it is not counted in VM-s, and the table says so)
+ *   pause  the same service as auto with scaleDown 'pause': a scale-down pauses workers and
+ *          the next scale-up resumes them, warm (paused workers hold memory, no CPU: they
+ *          are counted apart, as paused VM-s)
  *   fixed  MAX worker VMs booted (untimed) before the batch, removed after it
  *
  * Before the runs (untimed): one worker is started and removed, so the worker spec has its
@@ -29,7 +32,8 @@
  *             workers' boot before t0 is not counted
  *
  *   node dist/bench/autoscale.js   (root; RUNS=3 each by default, IMAGES=30, MAX=3,
- *                                   BURSTS=1, GAP_S=20)
+ *                                   BURSTS=1, GAP_S=20, ZERO_AFTER_MS=5000: the autoscaled
+ *                                   modes' scaleToZeroAfterMs; MODES=auto,pool,pause,fixed)
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,10 +49,11 @@ const MAX = Number(process.env.MAX ?? 3);
 const BURSTS = Number(process.env.BURSTS ?? 1);
 const GAP_S = Number(process.env.GAP_S ?? 20);
 const PER_BURST = IMAGES / BURSTS;
+const ZERO_AFTER_MS = Number(process.env.ZERO_AFTER_MS ?? 5000);
 const LEASE_SEC = 10;
 
-type Mode = 'auto' | 'pool' | 'fixed';
-const ALL_MODES: readonly Mode[] = ['auto', 'pool', 'fixed'];
+type Mode = 'auto' | 'pool' | 'pause' | 'fixed';
+const ALL_MODES: readonly Mode[] = ['auto', 'pool', 'pause', 'fixed'];
 const MODES: Mode[] = process.env.MODES ? process.env.MODES.split(',').map((m) => m.trim() as Mode) : [...ALL_MODES];
 for (const m of MODES) if (!ALL_MODES.includes(m)) throw new Error(`MODES: unknown mode '${m}' (${ALL_MODES.join(', ')})`);
 if (MODES.length === 0 || new Set(MODES).size !== MODES.length) throw new Error(`MODES: each of ${ALL_MODES.join(', ')} at most once, at least one`);
@@ -60,6 +65,8 @@ interface Sample {
   reactionMs: number[];
   makespanMs: number;
   vmSeconds: number;
+  /** Worker VMs paused (mode pause) x time: memory held, no CPU. */
+  pausedSeconds: number;
   peak: number;
   ok: boolean;
 }
@@ -108,7 +115,15 @@ async function oneRun(d: BenchDaemon, mode: Mode, master: MasterClient, dbIp: st
   const workerNames = Array.from({ length: MAX }, (_, i) => `fixed-worker-${i + 1}`);
   if (mode === 'fixed') await Promise.all(workerNames.map((name) => d.client.run({ image: 'worker', name, env: { LEASE_SEC: String(LEASE_SEC) } })));
   else {
-    await createWorkerService({ client: d.client, dbIp, maxWorkers: MAX, leaseSec: LEASE_SEC, ...(mode === 'pool' ? { poolSize: 1 } : {}) });
+    await createWorkerService({
+      client: d.client,
+      dbIp,
+      maxWorkers: MAX,
+      leaseSec: LEASE_SEC,
+      scaleToZeroAfterMs: ZERO_AFTER_MS,
+      ...(mode === 'pool' ? { poolSize: 1 } : {}),
+      ...(mode === 'pause' ? { scaleDown: 'pause' as const } : {}),
+    });
     if (mode === 'pool') await waitPoolFull(d);
   }
   try {
@@ -116,23 +131,29 @@ async function oneRun(d: BenchDaemon, mode: Mode, master: MasterClient, dbIp: st
     // Worker VMs that run or are stopping (a scale-down drains them), from the VM list: a
     // replica that drains has left the service's own count but still holds its VM.
     const isWorker = (name: string): boolean => (mode === 'fixed' ? workerNames.includes(name) : /^worker-[0-9a-f]{6}$/.test(name));
-    const running = async (): Promise<number> => (await d.client.list()).filter((v) => isWorker(v.name) && (v.state === 'running' || v.state === 'stopping')).length;
+    const counts = async (): Promise<{ up: number; paused: number }> => {
+      const workers = (await d.client.list()).filter((v) => isWorker(v.name));
+      return { up: workers.filter((v) => v.state === 'running' || v.state === 'stopping').length, paused: workers.filter((v) => v.state === 'paused').length };
+    };
+    const running = async (): Promise<number> => (await counts()).up;
     let stop = false;
     let vmMs = 0;
+    let pausedMs = 0;
     let peak = 0;
     const t0 = performance.now();
     // VM-seconds, 1 s samples.
     const sampler = (async () => {
       let prevT = performance.now();
-      let prevN = await running().catch(() => 0);
+      let prev = await counts().catch(() => ({ up: 0, paused: 0 }));
       while (!stop) {
         await sleep(1000);
-        const n = await running().catch(() => prevN);
+        const n = await counts().catch(() => prev);
         const now = performance.now();
-        vmMs += prevN * (now - prevT);
-        peak = Math.max(peak, n);
+        vmMs += prev.up * (now - prevT);
+        pausedMs += prev.paused * (now - prevT);
+        peak = Math.max(peak, n.up);
         prevT = now;
-        prevN = n;
+        prev = n;
       }
     })();
     const backlogMs: number[] = [];
@@ -180,7 +201,7 @@ async function oneRun(d: BenchDaemon, mode: Mode, master: MasterClient, dbIp: st
     if (mode !== 'fixed') {
       // Where each reaction went: the service's first events after each burst's backlog.
       const wallOf = (at: number): number => Date.now() - (performance.now() - at);
-      const evs = (await serviceEvents(d.client)).filter((e) => ['scaled', 'replica-started'].includes(e.kind));
+      const evs = (await serviceEvents(d.client)).filter((e) => ['scaled', 'replica-started', 'replica-resumed'].includes(e.kind));
       for (const [b, at] of backlogsAt.entries()) {
         const wall = wallOf(at);
         const next = evs.filter((e) => Date.parse(e.at) >= wall - 1000).slice(0, 2);
@@ -189,7 +210,7 @@ async function oneRun(d: BenchDaemon, mode: Mode, master: MasterClient, dbIp: st
     }
     const after = await dbStats(dbIp);
     const ok = mismatches.length === 0 && after.done - first.done === IMAGES;
-    return { backlogMs, reactionMs, makespanMs, vmSeconds: vmMs / 1000, peak, ok };
+    return { backlogMs, reactionMs, makespanMs, vmSeconds: vmMs / 1000, pausedSeconds: pausedMs / 1000, peak, ok };
   } finally {
     if (mode === 'fixed') for (const name of workerNames) await d.client.remove(name, { force: true }).catch(() => undefined);
     else await removeWorkerService(d.client);
@@ -215,14 +236,14 @@ async function main(): Promise<void> {
       await sleep(250);
     }
     await d.client.remove(prep.name, { force: true });
-    const samples: Record<Mode, Sample[]> = { auto: [], pool: [], fixed: [] };
+    const samples: Record<Mode, Sample[]> = { auto: [], pool: [], pause: [], fixed: [] };
     for (let i = 0; i < RUNS; i++) {
       const order = [...MODES.slice(i % MODES.length), ...MODES.slice(0, i % MODES.length)];
       for (const m of order) {
         const s = await oneRun(d, m, master, dbIp, 10_000 * (i + 1) + 3000 * MODES.indexOf(m));
         samples[m].push(s);
         process.stderr.write(
-          `run ${i + 1}/${RUNS} ${m}: backlog after ${secs(s.backlogMs)} s, reaction ${secs(s.reactionMs)} s, makespan ${(s.makespanMs / 1000).toFixed(1)} s, ${s.vmSeconds.toFixed(1)} VM-s, peak ${s.peak} workers, ${s.ok ? 'all right' : 'WRONG RESULTS'}\n`,
+          `run ${i + 1}/${RUNS} ${m}: backlog after ${secs(s.backlogMs)} s, reaction ${secs(s.reactionMs)} s, makespan ${(s.makespanMs / 1000).toFixed(1)} s, ${s.vmSeconds.toFixed(1)} VM-s (+${s.pausedSeconds.toFixed(1)} paused), peak ${s.peak} workers, ${s.ok ? 'all right' : 'WRONG RESULTS'}\n`,
         );
       }
     }
@@ -230,15 +251,18 @@ async function main(): Promise<void> {
     const label = (m: Mode): string => m.padEnd(5);
     const arrival = BURSTS === 1 ? 'one continuous batch' : `${BURSTS} bursts of ${PER_BURST}, ${GAP_S} s quiet between them (backlog and reaction: one sample per burst)`;
     process.stdout.write(`\nbench/autoscale: ${IMAGES} images (48x48) per run as ${arrival}; max ${MAX} workers, ${RUNS} runs each, alternating; seconds (VM-s for VM-seconds)\n`);
-    process.stdout.write('auto: service at 0, no pool; pool: the same with 1 paused spare (not counted in VM-s); fixed: MAX workers booted before the batch\n');
+    process.stdout.write(
+      `auto: service at 0, no pool; pool: the same with 1 paused spare (not counted in VM-s); pause: auto with scaleDown 'pause' (paused workers counted apart); fixed: MAX workers booted before the batch; scaleToZeroAfterMs ${ZERO_AFTER_MS}\n`,
+    );
     printTable(['measure', 'n', 'min', 'p50', 'p99', 'max'], [
       ...MODES.map((m) => spreadRow(`${label(m)} backlog: a batch's first upload -> its first task in the db`, col(m, 'backlogMs'), 1000, 2)),
       ...MODES.map((m) => spreadRow(`${label(m)} reaction: a batch's first task in the db -> first leased`, col(m, 'reactionMs'), 1000, 2)),
       ...MODES.map((m) => spreadRow(`${label(m)} makespan: first upload -> all results checked`, col(m, 'makespanMs'), 1000, 1)),
       ...MODES.map((m) => spreadRow(`${label(m)} worker VM-s: first upload -> ${m === 'fixed' ? 'last task done' : 'back at 0'}`, col(m, 'vmSeconds'), 1, 1)),
+      ...MODES.filter((m) => m === 'pause').map((m) => spreadRow(`${label(m)} paused worker VM-s (memory held, no CPU), same span`, col(m, 'pausedSeconds'), 1, 1)),
     ]);
     const p50 = (m: Mode, k: keyof Sample): number => spread(col(m, k)).p50;
-    for (const m of ['auto', 'pool'] as const) {
+    for (const m of MODES.includes('fixed') ? MODES.filter((x) => x !== 'fixed') : []) {
       const makespan = p50(m, 'makespanMs') / p50('fixed', 'makespanMs');
       const vms = p50(m, 'vmSeconds') / p50('fixed', 'vmSeconds');
       process.stdout.write(

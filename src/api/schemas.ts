@@ -334,6 +334,11 @@ export const ServiceBody = Type.Object(
     pool: Type.Optional(Type.Object({ size: Type.Integer(), warm: Type.Optional(WarmBody) }, { additionalProperties: false })),
     gateway: Type.Optional(Type.Object({ hostPort: Type.Optional(Type.Integer()), hostAddr: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false })),
     stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
+    scaleDown: Type.Optional(
+      Type.Union([Type.Literal('remove'), Type.Literal('pause')], {
+        description: "what a scale-down does with a running replica: remove it (default), or pause it for the next scale-up to resume first",
+      }),
+    ),
   },
   { additionalProperties: false, $id: 'ServiceRequest' },
 );
@@ -356,7 +361,8 @@ export const ServiceView = Type.Object(
     restart: Type.String(),
     autoscale: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
     pool: Type.Union([Type.Object({ id: Type.String(), size: Type.Integer() }), Type.Null()]),
-    status: Type.Object({ desired: Type.Integer(), ready: Type.Integer(), running: Type.Integer() }),
+    scaleDown: Type.String(),
+    status: Type.Object({ desired: Type.Integer(), ready: Type.Integer(), running: Type.Integer(), paused: Type.Integer({ description: 'replicas a scale-down paused, kept for the next scale-up' }) }),
     gateway: Type.Union([Type.String(), Type.Null()], { description: 'the URL that reaches the service from the host' }),
     vms: Type.Array(Type.Object({ name: Type.String(), state: Type.String(), ip: Type.Union([Type.String(), Type.Null()]), origin: Type.String() })),
     createdAt: Type.String(),

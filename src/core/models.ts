@@ -224,7 +224,15 @@ export interface ServiceSpec {
   autoscale: AutoscaleSettings | null;
   pool: { size: number; warm: { path?: string; requests?: number } } | null;
   gateway: { hostAddr: string; hostPort: number | null };
+  /**
+   * What a scale-down does with a running replica: 'remove' it (its app is stopped
+   * gracefully), or 'pause' it and keep it for the next scale-up, which resumes it before
+   * starting any other. Records made before the field was added have none: 'remove'.
+   */
+  scaleDown?: ScaleDown;
 }
+
+export type ScaleDown = 'remove' | 'pause';
 
 export interface ServiceRecord {
   spec: ServiceSpec;

@@ -326,5 +326,7 @@ export interface ServiceGateway {
   close(service: string): Promise<void>;
   closeAll(): Promise<void>;
   stats(service: string): GatewayStats | null;
+  /** Requests being proxied to one replica now (0 when none, or no gateway). */
+  inflightTo(service: string, vmId: string): number;
   replicasChanged(service: string): void;
 }

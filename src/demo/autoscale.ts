@@ -29,6 +29,8 @@ export interface WorkerServiceOptions {
   target?: number;
   /** Pre-booted workers kept aside (0: none). */
   poolSize?: number;
+  /** 'pause': a scale-down pauses workers, and the next scale-up resumes them (warm) first. */
+  scaleDown?: 'remove' | 'pause';
   scaleToZeroAfterMs?: number;
   stableWindowMs?: number;
   panicWindowMs?: number;
@@ -75,6 +77,7 @@ export async function createWorkerService(o: WorkerServiceOptions): Promise<void
       cooldownMs: 1000,
     },
     ...(o.poolSize ? { pool: { size: o.poolSize } } : {}),
+    ...(o.scaleDown ? { scaleDown: o.scaleDown } : {}),
   });
 }
 

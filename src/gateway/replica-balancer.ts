@@ -34,6 +34,11 @@ export class ReplicaBalancer {
     else this.inflight.delete(vmId);
   }
 
+  /** Requests to `vmId` acquired and not yet released. */
+  inflightTo(vmId: string): number {
+    return this.inflight.get(vmId) ?? 0;
+  }
+
   /** `vmId` failed to connect or answer: prefer the others for a while. */
   eject(vmId: string): void {
     this.ejectedUntil.set(vmId, this.now() + this.ejectMs);

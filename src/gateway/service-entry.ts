@@ -105,6 +105,11 @@ export class ServiceEntry {
   }
 
   /** Releases held requests if a replica is ready, and lets go of replicas that are not. */
+  /** Requests being proxied to one replica now. */
+  inflightTo(vmId: string): number {
+    return this.balancer.inflightTo(vmId);
+  }
+
   replicasChanged(): void {
     if (this.closing) return;
     const ready = this.source.ready(this.service);

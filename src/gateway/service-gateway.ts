@@ -68,6 +68,10 @@ export class HttpServiceGateway implements ServiceGateway {
     return this.entries.get(service)?.stats() ?? null;
   }
 
+  inflightTo(service: string, vmId: string): number {
+    return this.entries.get(service)?.inflightTo(vmId) ?? 0;
+  }
+
   replicasChanged(service: string): void {
     this.entries.get(service)?.replicasChanged();
   }

@@ -71,7 +71,7 @@ describe('demo application with autoscaled workers', () => {
     assert.ok(events.some((e) => e.kind === 'replica-started'), JSON.stringify(events.map((e) => e.kind)));
     assert.ok(events.some((e) => e.kind === 'replica-removed'), JSON.stringify(events.map((e) => e.kind)));
     const svc = await d.client.raw<{ status: { desired: number; ready: number; running: number }; vms: unknown[] }>('GET', `/services/${WORKER_SERVICE}`);
-    assert.deepEqual(svc.status, { desired: 0, ready: 0, running: 0 });
+    assert.deepEqual(svc.status, { desired: 0, ready: 0, running: 0, paused: 0 });
     log(`whole run ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 });

@@ -47,6 +47,17 @@ describe('services', () => {
     if (crasher) await removeHome(crasher);
   });
 
+  /** A counter service at zero (0..2 replicas), woken through its gateway, back to zero after `zeroAfterMs` without requests. */
+  const serviceAtZero = (name: string, zeroAfterMs: number, more: Record<string, unknown>): Promise<ServiceView> =>
+    d.client.raw<ServiceView>('POST', '/services', {
+      name,
+      image: 'counter',
+      port: 8080,
+      replicas: { min: 0, max: 2 },
+      autoscale: { metric: 'inflight', target: 5, scaleToZeroAfterMs: zeroAfterMs, stableWindowMs: 2 * zeroAfterMs, panicWindowMs: 2000 },
+      ...more,
+    });
+
   it('bad service specs answer 4xx and change nothing', async () => {
     const base = { name: 'bad', image: 'counter', port: 8080, replicas: { min: 1, max: 2 } };
     for (const [body, field] of [
@@ -58,6 +69,7 @@ describe('services', () => {
       [{ ...base, health: { liveness: { http: { path: '/x' }, tcp: true } } }, 'health.liveness'],
       [{ ...base, pool: { size: 1, warm: { path: 'x' } } }, 'pool.warm.path'],
       [{ ...base, pool: { size: 1, warm: { requests: 101 } } }, 'pool.warm.requests'],
+      [{ ...base, scaleDown: 'sleep' }, 'scaleDown'],
     ] as [Record<string, unknown>, string | undefined][]) {
       const err = await d.client.raw('POST', '/services', body).then(() => null, (e: unknown) => e);
       assert.ok(err instanceof ApiError && err.status >= 400 && err.status < 500, `${JSON.stringify(body)} is refused (${String(err)})`);
@@ -128,14 +140,7 @@ describe('services', () => {
   });
 
   it('a request to a service at zero is held by the gateway, answered, and the service goes back to zero', async () => {
-    const s0 = await d.client.raw<ServiceView>('POST', '/services', {
-      name: 'lazy',
-      image: 'counter',
-      port: 8080,
-      replicas: { min: 0, max: 2 },
-      pool: { size: 1 },
-      autoscale: { metric: 'inflight', target: 5, scaleToZeroAfterMs: 3000, stableWindowMs: 6000, panicWindowMs: 2000 },
-    });
+    const s0 = await serviceAtZero('lazy', 3000, { pool: { size: 1 } });
     assert.ok(s0.gateway);
     await waitFor(async () => ((await d.client.pools())[0]?.ready.length ?? 0) === 1, 120_000, 'the pool spare');
     assert.equal((await service(d, 'lazy')).status.running, 0, 'positive control: nothing runs before the request');
@@ -160,6 +165,40 @@ describe('services', () => {
     assert.equal(stopped[0]!.data?.exitCode, 0, stopped[0]!.message);
     assert.equal(stopped[0]!.data?.error, null, stopped[0]!.message);
     await d.client.raw('DELETE', '/services/lazy');
+  });
+
+  it("scaleDown 'pause': at zero the replica is paused, a request resumes the same one with its memory, and it pauses again", async () => {
+    const s0 = await serviceAtZero('napper', 2000, { scaleDown: 'pause' });
+    assert.equal(s0.scaleDown, 'pause');
+    assert.equal(s0.status.running + s0.status.paused, 0, 'positive control: nothing runs or waits before the request');
+    const first = await get(`${s0.gateway}/`);
+    assert.equal(first.status, 200);
+    const n = (JSON.parse(first.body) as { count: number }).count;
+    const vm = await d.client.get((await service(d, 'napper')).vms[0]!.name);
+    assert.equal(first.replica, vm.id);
+    // Scaled to zero: the same VM, paused, its VMM still there; it does not answer.
+    const atZero = await until(d, 'napper', (x) => x.status.running === 0 && x.status.paused === 1, 'paused at zero', 60_000);
+    assert.deepEqual(atZero.vms.map((v) => [v.name, v.state]), [[vm.name, 'paused']]);
+    assert.equal(atZero.status.ready, 0);
+    assert.deepEqual(await qemuProcesses(vm.id), [vm.pid!], 'its VMM is kept');
+    await assert.rejects(get(`http://${vm.ip}:8080/`, 1500), /abort|timeout/i, 'a paused replica does not answer');
+    // A request resumes it: the count goes on from its memory (a new VM would start over).
+    const again = await get(`${s0.gateway}/`);
+    assert.equal(again.status, 200);
+    assert.equal(again.replica, vm.id, 'the same replica answers');
+    // n + 2: the probe above was held by the paused guest and is answered once it resumes.
+    const m = (JSON.parse(again.body) as { count: number }).count;
+    assert.ok(m === n + 1 || m === n + 2, `the count goes on from ${n} (got ${m})`);
+    const ev = await events(d, 'napper');
+    assert.equal(ev.filter((e) => e.kind === 'replica-started').length, 1, 'one replica was ever started');
+    assert.ok(ev.some((e) => e.kind === 'replica-paused' && e.data?.vm === vm.name), JSON.stringify(ev.map((e) => e.message)));
+    assert.ok(ev.some((e) => e.kind === 'replica-resumed' && e.data?.vm === vm.name), JSON.stringify(ev.map((e) => e.message)));
+    assert.ok(!ev.some((e) => e.kind === 'replica-removed'), 'nothing was removed');
+    await until(d, 'napper', (x) => x.status.running === 0 && x.status.paused === 1, 'paused again', 60_000);
+    // Removing the service removes its paused replica with its VMM.
+    await d.client.raw('DELETE', '/services/napper');
+    assert.deepEqual(await d.client.list(), []);
+    assert.deepEqual(await qemuProcesses(vm.id), [], 'the paused VMM is gone with the service');
   });
 
   it('200 concurrent requests through the gateway while a replica dies: no failed GET', async () => {

@@ -396,10 +396,14 @@ describe('service gateway', () => {
     s.gateway.replicasChanged(SERVICE);
     assert.equal((await send(s)).text, 'vm-a', 'a new request goes to the ready replica only');
     assert.equal(b.seen, 1, 'the draining replica got no new request');
+    // What a pausing scale-down waits on: one request under way to b, none to a (answered).
+    assert.equal(s.gateway.inflightTo(SERVICE, 'vm-b'), 1);
+    assert.equal(s.gateway.inflightTo(SERVICE, 'vm-a'), 0);
     release.get('vm-b')!();
     const answered = await onB;
     assert.equal(answered.status, 200, answered.text);
     assert.equal(answered.text, 'vm-b done', 'the request under way on the draining replica finished');
+    assert.equal(s.gateway.inflightTo(SERVICE, 'vm-b'), 0, 'none once it is answered');
     await until('the drained pool to close its connections', () => b.connections === 0);
     s.source.drainingReplicas = [];
     s.gateway.replicasChanged(SERVICE);

@@ -51,6 +51,7 @@ export function registerService(program: Command): void {
     .option('--readiness <path>', 'HTTP path a replica must answer before it gets traffic')
     .option('--autoscale <metric:target>', 'inflight:N or rps:N (per replica)')
     .option('--scale-to-zero-after <ms>', 'idle time before a service with min 0 goes to zero', int)
+    .option('--scale-down <what>', 'what a scale-down does with a running replica: remove (default) or pause (the next scale-up resumes it)')
     .option('--pool <n>', 'spares kept booted and paused for it', int)
     .option('--pool-warm <path>', "HTTP path each spare serves a few times before it is paused (default: its readiness check)")
     .option('--gateway-port <port>', 'host port of its gateway (default: a free one)', int)
@@ -78,6 +79,7 @@ export function registerService(program: Command): void {
         ...(autoscale ? { autoscale } : {}),
         ...(o.pool !== undefined ? { pool: { size: o.pool as number, ...(typeof o.poolWarm === 'string' ? { warm: { path: o.poolWarm } } : {}) } } : {}),
         ...(o.gatewayPort !== undefined ? { gateway: { hostPort: o.gatewayPort as number } } : {}),
+        ...(o.scaleDown !== undefined ? { scaleDown: o.scaleDown as 'remove' | 'pause' } : {}),
       };
       const s = await (await connect()).createService(body);
       if (o.json) printJson(s);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CounterRate, MetricWindow } from '../autoscale/metric-window.js';
 import { decide, initialAutoscaleState, type AutoscaleState } from '../autoscale/decide.js';
 import { ScaleSeries, scalePoint } from '../autoscale/scale-series.js';
@@ -32,6 +33,13 @@ interface Health {
  * whose liveness fails, restarts crashed ones per the restart policy with exponential
  * back-off, lets the autoscaler set the count, and publishes the ready replicas (DNS, the
  * gateway). Every decision is an event.
+ *
+ * With `scaleDown: 'pause'`, a scale-down pauses a running replica instead of removing it
+ * (once the gateway's requests to it have finished), and a scale-up resumes paused ones
+ * before it starts any: a resumed replica keeps its name, address, memory and, under TCG,
+ * its translated code, so it is as warm as when it was paused. A paused replica burns no
+ * CPU but keeps its memory (the daemon's limits count it); running and paused together stay
+ * within `replicas.max`.
  */
 export class ServiceController {
   private timer: NodeJS.Timeout | null = null;
@@ -39,6 +47,10 @@ export class ServiceController {
   private again = false;
   private readonly health = new Map<string, Health>();
   private readonly removing = new Set<string>();
+  /** Replicas a scale-down is pausing: out of rotation while their requests finish. */
+  private readonly pausing = new Set<string>();
+  /** Paused replicas a scale-up is resuming: they count as wanted replicas already. */
+  private readonly resuming = new Set<string>();
   private readonly restarting = new Set<string>();
   /** Names of the replicas being created: each counts once, whether its record exists yet or not. */
   private readonly pendingStarts = new Set<string>();
@@ -113,13 +125,25 @@ export class ServiceController {
     if (!rec || rec.spec.port === null) return [];
     const port = rec.spec.port;
     return this.replicas()
-      .filter((v) => v.state === 'running' && v.ip && this.health.get(v.id)?.ready && !this.removing.has(v.id))
+      .filter((v) => v.state === 'running' && v.ip && this.health.get(v.id)?.ready && !this.removing.has(v.id) && !this.pausing.has(v.id))
       .map((v) => ({ vmId: v.id, ip: v.ip!, port }));
   }
 
-  counts(): { ready: number; running: number } {
+  counts(): { ready: number; running: number; paused: number } {
     const all = this.replicas().filter((v) => !this.removing.has(v.id));
-    return { ready: this.computeReady().length, running: all.filter((v) => v.state === 'running').length };
+    return { ready: this.computeReady().length, running: all.filter((v) => v.state === 'running').length, paused: all.filter((v) => v.state === 'paused').length };
+  }
+
+  /**
+   * Replicas a scale-down paused (scaleDown 'pause'), there for the next scale-up: the most
+   * recently paused first. None for a service that removes on scale-down, whose paused
+   * replicas (paused by hand) count as wanted ones.
+   */
+  private standby(rec: ServiceRecord): VmRecord[] {
+    if (rec.spec.scaleDown !== 'pause') return [];
+    return this.replicas()
+      .filter((v) => v.state === 'paused' && !this.removing.has(v.id) && !this.resuming.has(v.id))
+      .sort((a, b) => b.stateChangedAt.localeCompare(a.stateChangedAt));
   }
 
   /** A request waits at the gateway with no replica ready: at least one is wanted now. */
@@ -182,21 +206,34 @@ export class ServiceController {
     // The count: start what is missing (pool first), remove extras. Read again now: a start
     // may have finished while the probes above were awaited, and a count from before them
     // would start one replica too many.
-    const slots = this.replicas().filter((v) => !this.removing.has(v.id)).filter((v) => isActive(v.state) || v.state === 'creating' || v.state === 'failed' || v.state === 'stopped' || v.state === 'suspended');
+    const standby = this.standby(rec);
+    const slots = this.replicas()
+      .filter((v) => !this.removing.has(v.id) && !this.pausing.has(v.id) && !standby.some((p) => p.id === v.id))
+      .filter((v) => isActive(v.state) || v.state === 'creating' || v.state === 'failed' || v.state === 'stopped' || v.state === 'suspended');
     const desired = Math.min(Math.max(rec.desired, spec.replicas.min), spec.replicas.max);
     const missing = desired - slots.length - [...this.pendingStarts].filter((n) => !slots.some((v) => v.name === n)).length;
-    if (missing > 0 && now >= this.gateUntil) for (let i = 0; i < missing; i++) this.startReplica(rec);
+    // Paused replicas first: a resume is not a start, so the crash back-off does not hold it.
+    const resumed = Math.min(standby.length, Math.max(0, missing));
+    for (const v of standby.slice(0, resumed)) this.resumeReplica(v);
+    if (missing - resumed > 0 && now >= this.gateUntil) for (let i = 0; i < missing - resumed; i++) this.startReplica(rec);
     if (slots.length > desired) {
       const rank = (v: VmRecord): number => (v.state === 'failed' || v.state === 'stopped' ? 0 : this.health.get(v.id)?.ready ? 2 : 1);
       const extras = [...slots].sort((a, b) => rank(a) - rank(b) || b.createdAt.localeCompare(a.createdAt)).slice(0, slots.length - desired);
-      for (const v of extras) this.removeReplica(v, `scaled to ${desired}`, true);
+      for (const v of extras) {
+        if (spec.scaleDown === 'pause' && v.state === 'running') this.pauseReplica(v, `scaled to ${desired}`);
+        else this.removeReplica(v, `scaled to ${desired}`, true);
+      }
     }
+    // Running and paused replicas together stay within max (a PATCH may lower it): the
+    // paused ones unused the longest go first.
+    const room = Math.max(0, spec.replicas.max - Math.max(slots.length + resumed, desired) - this.pausing.size);
+    for (const v of standby.slice(resumed).slice(room)) this.removeReplica(v, `paused, and replicas.max (${spec.replicas.max}) is reached without it`);
     // Back-off ends once a replica that became ready after the last failure has stayed so.
     if (replicas.some((v) => { const since = this.health.get(v.id)?.readySince ?? null; return v.state === 'running' && since !== null && since > this.lastCrashAt && since <= now - STABLE_MS; })) this.crashes = 0;
 
     this.publish();
-    const counts = this.counts();
-    if (!rec.spec.autoscale) this.series.add({ t: now, metric: null, desired, ...counts });
+    const { ready, running } = this.counts();
+    if (!rec.spec.autoscale) this.series.add({ t: now, metric: null, desired, ready, running });
   }
 
   private lastCrashAt = 0;
@@ -253,6 +290,58 @@ export class ServiceController {
         this.removing.delete(v.id);
         // Gone now: the gateway drops what it kept open to it.
         if (this.drainingIds.delete(v.id)) this.gateway?.replicasChanged(this.name);
+        this.poke();
+      });
+  }
+
+  /**
+   * Takes a running replica out of rotation, lets the gateway's requests to it finish (up to
+   * its stopTimeoutMs), and pauses it. A replica that cannot be paused is removed.
+   */
+  private pauseReplica(v: VmRecord, why: string): void {
+    if (this.pausing.has(v.id) || this.removing.has(v.id)) return;
+    this.pausing.add(v.id);
+    this.drainingIds.add(v.id);
+    this.publish();
+    const t0 = performance.now();
+    void (async () => {
+      const deadline = t0 + v.spec.stopTimeoutMs;
+      while ((this.gateway?.inflightTo(this.name, v.id) ?? 0) > 0 && performance.now() < deadline) await sleep(20);
+      const left = this.gateway?.inflightTo(this.name, v.id) ?? 0;
+      await this.vms.pause(v.id);
+      const ms = Math.round(performance.now() - t0);
+      this.event('replica-paused', `replica ${v.name} paused: ${why}${left > 0 ? ` (${left} request(s) still in flight after ${v.spec.stopTimeoutMs} ms)` : ''} (${ms} ms)`, { vm: v.name, ms, inflight: left });
+    })()
+      .catch((e: unknown) => {
+        this.event('pause-failed', `replica ${v.name} could not be paused: ${messageOf(e)}; removing it`, { vm: v.name });
+        this.pausing.delete(v.id);
+        this.removeReplica(v, 'pause failed');
+      })
+      .finally(() => {
+        this.pausing.delete(v.id);
+        // Paused or gone: the gateway drops what it kept open to it.
+        if (this.drainingIds.delete(v.id)) this.gateway?.replicasChanged(this.name);
+        this.poke();
+      });
+  }
+
+  /** Resumes a paused replica; it joins the rotation once its readiness check passes. */
+  private resumeReplica(v: VmRecord): void {
+    if (this.resuming.has(v.id)) return;
+    this.resuming.add(v.id);
+    const t0 = performance.now();
+    void this.vms
+      .resume(v.id)
+      .then(() => {
+        const ms = Math.round(performance.now() - t0);
+        this.event('replica-resumed', `replica ${v.name} resumed (${ms} ms)`, { vm: v.name, ms });
+      })
+      .catch((e: unknown) => {
+        this.event('resume-failed', `replica ${v.name} could not be resumed: ${messageOf(e)}; removing it`, { vm: v.name });
+        this.removeReplica(v, 'resume failed');
+      })
+      .finally(() => {
+        this.resuming.delete(v.id);
         this.poke();
       });
   }

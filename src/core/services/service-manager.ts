@@ -14,6 +14,8 @@ export interface ServiceStatus {
   desired: number;
   ready: number;
   running: number;
+  /** Replicas a scale-down paused (scaleDown 'pause'), kept for the next scale-up. */
+  paused: number;
   replicas: VmRecord[];
   gateway: string | null;
 }
@@ -100,7 +102,7 @@ export class ServiceManager implements ReplicaSource {
     const record = this.o.store.getService(name);
     if (!record) throw notFound('service', name);
     const c = this.controllers.get(name);
-    const counts = c?.counts() ?? { ready: 0, running: 0 };
+    const counts = c?.counts() ?? { ready: 0, running: 0, paused: 0 };
     return {
       record,
       desired: Math.min(Math.max(record.desired, record.spec.replicas.min), record.spec.replicas.max),

@@ -1,6 +1,6 @@
 import { checkAutoscale } from '../autoscale/autoscale-settings.js';
 import { invalid } from '../errors.js';
-import type { ImageManifest, Probe, RestartPolicy, ServiceSpec } from '../models.js';
+import type { ImageManifest, Probe, RestartPolicy, ScaleDown, ServiceSpec } from '../models.js';
 import { resolveWarm, type WarmRequest } from '../pools/warm-up.js';
 import { checkName } from '../spec-checks.js';
 import { codeCacheOf, specFromRequest, type DriverFit } from '../vm-request.js';
@@ -22,6 +22,7 @@ export interface CreateServiceRequest {
   pool?: { size: number; warm?: WarmRequest };
   gateway?: { hostPort?: number; hostAddr?: string };
   stopTimeoutMs?: number;
+  scaleDown?: ScaleDown;
 }
 
 export interface ProbeRequest {
@@ -76,6 +77,8 @@ export function serviceSpecFrom(req: CreateServiceRequest, image: ImageManifest,
   if (pool && (!Number.isInteger(pool.size) || pool.size < 0 || pool.size > MAX_REPLICAS)) throw invalid('pool.size', `pool.size must be an integer from 0 to ${MAX_REPLICAS}`);
   const readiness = probe(req.health?.readiness, 'health.readiness', port);
   if (pool) resolveWarm(pool.warm, image, 'pool.warm', port, readiness?.path ?? null); // checked now: nothing is made from a bad spec
+  const scaleDown = req.scaleDown ?? 'remove';
+  if (scaleDown !== 'remove' && scaleDown !== 'pause') throw invalid('scaleDown', "scaleDown must be 'remove' or 'pause'");
   const hostPort = req.gateway?.hostPort ?? null;
   if (hostPort !== null && (!Number.isInteger(hostPort) || hostPort < 1 || hostPort > 65535)) throw invalid('gateway.hostPort', 'gateway.hostPort must be 1-65535');
   return {
@@ -88,5 +91,6 @@ export function serviceSpecFrom(req: CreateServiceRequest, image: ImageManifest,
     autoscale,
     pool,
     gateway: { hostAddr: req.gateway?.hostAddr ?? '127.0.0.1', hostPort },
+    scaleDown,
   };
 }

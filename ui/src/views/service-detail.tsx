@@ -57,6 +57,7 @@ export function ServiceDetailView({ name }: { name: string }) {
         <span class="muted">{service.image}</span>
         <span class="pill">
           desired {service.status.desired} · ready {service.status.ready} · running {service.status.running}
+          {service.status.paused > 0 ? ` · paused ${service.status.paused}` : ''}
         </span>
         {service.gateway && (
           <a href={service.gateway} target="_blank" rel="noreferrer">
