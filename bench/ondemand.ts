@@ -1,5 +1,5 @@
 /**
- * bench/ondemand: from a client's request to the app's first reply, four ways, in one run,
+ * bench/ondemand: from a client's request to the app's first reply, seven ways, in one run,
  * rounds alternating (A B C D, B C D A, ...):
  *
  *   cold     POST /vm/run {image, boot:'cold', name}; once it answers (wait=ready), GET
@@ -15,11 +15,15 @@
  *            autoscale inflight, scaleToZeroAfterMs 1000, pool of 1) -> its reply received.
  *            Before each measurement: the service is at 0 (desired, running) and its pool full.
  *   gateway+ the same through a second service whose pool is primed with GET /.
+ *   paused   the same through a third service with no pool and scaleDown 'pause': at 0 it
+ *            holds 1 paused replica, which the request resumes. Before the rounds (untimed)
+ *            one request makes that replica; before each measurement: desired and running
+ *            0, 1 paused.
  *   host     spawn `node server.js` (a copy of the fixture with its port literal replaced by
  *            process.env.PORT, as bench/restore does) -> first reply of GET 127.0.0.1:<port>/
  *            polled every 5 ms.
  *
- * Same app for all four: test/fixtures/counter. The VMs of `cold` and `pool` are deleted
+ * Same app for all of them: test/fixtures/counter. The VMs of `cold` and `pool` are deleted
  * after each measurement, untimed. Goals: pool p50 < 50 ms, gateway p50 < 100 ms, both below host.
  *
  *   node dist/bench/ondemand.js            (root; RUNS=20 by default)
@@ -40,7 +44,7 @@ const MEASURE_TIMEOUT_MS = 120_000;
 const SETTLE_MS = 300;
 const POOL_SIZE = 2;
 
-type Path = 'cold' | 'pool' | 'pool+' | 'gateway' | 'gateway+' | 'host';
+type Path = 'cold' | 'pool' | 'pool+' | 'gateway' | 'gateway+' | 'paused' | 'host';
 const PRIMED = { PRIMED: '1' };
 
 const hostCopy = (dir: string): Promise<void> => copyFixtureForHost(IMAGE, APP_PORT, dir);
@@ -75,7 +79,7 @@ async function waitUntil(what: string, timeoutMs: number, f: () => Promise<boole
 }
 
 interface ServiceState {
-  status: { desired: number; ready: number; running: number };
+  status: { desired: number; ready: number; running: number; paused: number };
   gateway: string | null;
   pool: { id: string; size: number } | null;
 }
@@ -99,14 +103,14 @@ async function main(): Promise<void> {
     };
     const poolFull = { pool: await makePool(false), 'pool+': await makePool(true) };
 
-    const makeService = async (name: string, primed: boolean): Promise<{ gateway: string; idle: () => Promise<boolean> }> => {
+    const makeService = async (name: string, primed: boolean, paused = false): Promise<{ gateway: string; idle: () => Promise<boolean> }> => {
       await d.client.raw('POST', '/services', {
         name,
         image: IMAGE,
         port: APP_PORT,
         replicas: { min: 0, max: 1 },
         autoscale: { metric: 'inflight', target: 1, scaleToZeroAfterMs: 1000, stableWindowMs: 2000, panicWindowMs: 1000, cooldownMs: 0 },
-        pool: { size: 1, ...(primed ? { warm: { path: '/' } } : {}) },
+        ...(paused ? { scaleDown: 'pause' } : { pool: { size: 1, ...(primed ? { warm: { path: '/' } } : {}) } }),
         ...(primed ? { env: PRIMED } : {}),
       });
       servicesMade.push(name);
@@ -116,16 +120,19 @@ async function main(): Promise<void> {
       const idle = async (): Promise<boolean> => {
         const s = await svc();
         if (s.status.desired !== 0 || s.status.running !== 0) return false;
+        if (paused) return s.status.paused === 1;
         const p = (await pools()).find((x) => x.id === s.pool?.id);
         return !!p && p.ready.length >= p.size;
       };
       return { gateway, idle };
     };
-    const services = { gateway: await makeService(SERVICE, false), 'gateway+': await makeService(`${SERVICE}-primed`, true) };
+    const services = { gateway: await makeService(SERVICE, false), 'gateway+': await makeService(`${SERVICE}-primed`, true), paused: await makeService(`${SERVICE}-paused`, false, true) };
+    // The paused path's replica: made by one request, untimed, then paused at zero.
+    await getOnce(`${services.paused.gateway}/`, 60_000, MEASURE_TIMEOUT_MS);
 
-    const reply: Record<Path, number[]> = { cold: [], pool: [], 'pool+': [], gateway: [], 'gateway+': [], host: [] };
+    const reply: Record<Path, number[]> = { cold: [], pool: [], 'pool+': [], gateway: [], 'gateway+': [], paused: [], host: [] };
     const origins: Record<string, number> = {};
-    const order: Path[] = ['cold', 'pool', 'pool+', 'gateway', 'gateway+', 'host'];
+    const order: Path[] = ['cold', 'pool', 'pool+', 'gateway', 'gateway+', 'paused', 'host'];
     for (let i = 0; i < RUNS; i++) {
       const round = [...order.slice(i % order.length), ...order.slice(0, i % order.length)];
       for (const p of round) {
@@ -141,7 +148,7 @@ async function main(): Promise<void> {
           origins[`${p}->${r.origin}`] = (origins[`${p}->${r.origin}`] ?? 0) + 1;
         } else {
           const s = services[p];
-          await waitUntil(`the ${p} service to be at 0 with its pool full`, 180_000, s.idle);
+          await waitUntil(`the ${p} service to be at 0 with its pool full (paused: its replica paused)`, 180_000, s.idle);
           const t0 = performance.now();
           await getOnce(`${s.gateway}/`, 60_000, MEASURE_TIMEOUT_MS);
           reply[p].push(performance.now() - t0);
@@ -152,9 +159,9 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${i + 1}/${RUNS}: ${order.map((p) => `${p} ${last(p)} s`).join(', ')}\n`);
     }
 
-    for (const [p, name] of [['gateway', SERVICE], ['gateway+', `${SERVICE}-primed`]] as const) {
+    for (const [p, name] of [['gateway', SERVICE], ['gateway+', `${SERVICE}-primed`], ['paused', `${SERVICE}-paused`]] as const) {
       const events = await d.client.raw<{ events: { kind: string; message: string }[] }>('GET', `/services/${name}/events`);
-      const started = events.events.filter((e) => e.kind === 'replica-started').map((e) => /\((\w+),/.exec(e.message)?.[1] ?? '?');
+      const started = events.events.flatMap((e) => (e.kind === 'replica-started' ? [/\((\w+),/.exec(e.message)?.[1] ?? '?'] : e.kind === 'replica-resumed' ? ['resumed'] : []));
       for (const o of started) origins[`${p}->${o}`] = (origins[`${p}->${o}`] ?? 0) + 1;
     }
 
@@ -165,6 +172,7 @@ async function main(): Promise<void> {
       spreadRow("pool+: the same, pool primed with warm: {path: '/'}", reply['pool+'], 1, 1),
       spreadRow('gateway: GET <gateway>/ to a service at 0 replicas (pool of 1) -> reply', reply.gateway, 1, 1),
       spreadRow("gateway+: the same, its pool primed with warm: {path: '/'}", reply['gateway+'], 1, 1),
+      spreadRow("paused: the same to a service at 0 running, 1 paused replica (scaleDown 'pause', no pool) -> reply", reply.paused, 1, 1),
       spreadRow('host: spawn node server.js -> first reply of GET 127.0.0.1:<port>/', reply.host, 1, 1),
     ]);
     const p50 = (p: Path): number => spread(reply[p]).p50;
@@ -176,6 +184,7 @@ async function main(): Promise<void> {
       goal(`${gw} p50 < 100 ms (${p50(gw).toFixed(1)} ms)`, p50(gw) < 100);
       goal(`${pool} and ${gw} p50 below host (${p50('host').toFixed(1)} ms)`, p50(pool) < p50('host') && p50(gw) < p50('host'));
     }
+    goal(`paused p50 < 100 ms and below host (${p50('paused').toFixed(1)} ms)`, p50('paused') < 100 && p50('paused') < p50('host'));
   } finally {
     for (const name of servicesMade) await d.client.raw('DELETE', `/services/${name}`).catch(() => undefined);
     for (const id of poolIds) await d.client.raw('DELETE', `/pools/${id}`).catch(() => undefined);

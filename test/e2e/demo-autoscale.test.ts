@@ -12,6 +12,8 @@ const LEASE_SEC = 10;
 /** Under TCG on 2 cores: see the report for what fits. */
 const IMAGES = Number(process.env.DEMO_AUTOSCALE_IMAGES ?? 50);
 const MAX_WORKERS = 3;
+/** Each of the two batches of the pause test. */
+const PAUSE_IMAGES = 10;
 
 /**
  * The demo's workers as a service scaled by the db's backlog (http-json on the db's /stats,
@@ -73,5 +75,37 @@ describe('demo application with autoscaled workers', () => {
     const svc = await d.client.raw<{ status: { desired: number; ready: number; running: number }; vms: unknown[] }>('GET', `/services/${WORKER_SERVICE}`);
     assert.deepEqual(svc.status, { desired: 0, ready: 0, running: 0, paused: 0 });
     log(`whole run ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
+
+  it("scaleDown 'pause': at zero the workers are paused, not removed; the next batch resumes them; every task done once", { timeout: 600_000 }, async () => {
+    type Svc = { status: { desired: number; ready: number; running: number; paused: number }; vms: { name: string; state: string }[] };
+    const svc = (): Promise<Svc> => d.client.raw<Svc>('GET', `/services/${WORKER_SERVICE}`);
+    await createWorkerService({ client: d.client, dbIp, maxWorkers: MAX_WORKERS, leaseSec: LEASE_SEC, target: 2, scaleDown: 'pause' });
+    const batch = (seed: number): ReturnType<typeof runAutoscaledBatch> =>
+      runAutoscaledBatch({ client: d.client, master, dbIp, images: PAUSE_IMAGES, log, seed, size: 32, zeroTimeoutMs: 180_000 });
+    const first = await batch(900);
+    assert.deepEqual(autoscaleProblems(first, PAUSE_IMAGES), []);
+    const atZero = await svc();
+    assert.equal(atZero.status.running, 0);
+    assert.ok(atZero.status.paused >= 1, `workers are kept paused at zero: ${JSON.stringify(atZero.status)}`);
+    assert.ok(atZero.vms.every((v) => v.state === 'paused'), JSON.stringify(atZero.vms));
+    const ev1 = await serviceEvents(d.client);
+    // Workers pull their tasks, which the daemon cannot see: only a scale to zero (nothing
+    // pending) pauses one; above zero they are drained and removed.
+    const pausedEvents = ev1.filter((e) => e.kind === 'replica-paused');
+    assert.equal(pausedEvents.length, atZero.status.paused, JSON.stringify(ev1.map((e) => `${e.at.slice(11, 23)} ${e.kind} ${e.message}`), null, 1));
+    for (const e of pausedEvents) assert.match(e.message, /scaled to 0\b/);
+    const kept = atZero.vms.map((v) => v.name);
+
+    const second = await batch(950);
+    assert.deepEqual(autoscaleProblems(second, PAUSE_IMAGES), []);
+    const lastId = Math.max(...ev1.map((e) => e.id));
+    const ev2 = (await serviceEvents(d.client)).filter((e) => e.id > lastId);
+    const resumed = ev2.filter((e) => e.kind === 'replica-resumed').map((e) => String(e.data?.vm));
+    assert.ok(resumed.length > 0 && resumed.every((n) => kept.includes(n)), `the paused workers were resumed: ${JSON.stringify(ev2.map((e) => e.message))}`);
+    assert.ok(Object.keys(second.batch.perWorker).some((w) => kept.includes(w)), `a resumed worker did tasks: ${JSON.stringify(second.batch.perWorker)}`);
+    assert.ok((await svc()).vms.every((v) => v.state === 'paused'), 'back at zero, paused again');
+    await d.client.raw('DELETE', `/services/${WORKER_SERVICE}`);
+    assert.deepEqual((await d.client.list()).filter((v) => v.name.startsWith(`${WORKER_SERVICE}-`)), [], 'removing the service removes its paused workers');
   });
 });

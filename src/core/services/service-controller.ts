@@ -35,7 +35,8 @@ interface Health {
  * gateway). Every decision is an event.
  *
  * With `scaleDown: 'pause'`, a scale-down pauses a running replica instead of removing it
- * (once the gateway's requests to it have finished), and a scale-up resumes paused ones
+ * (once the gateway's requests to it have finished; for a service scaled on an http-json
+ * metric, only a scale to zero), and a scale-up resumes paused ones
  * before it starts any: a resumed replica keeps its name, address, memory and, under TCG,
  * its translated code, so it is as warm as when it was paused. A paused replica burns no
  * CPU but keeps its memory (the daemon's limits count it); running and paused together stay
@@ -142,7 +143,9 @@ export class ServiceController {
   private standby(rec: ServiceRecord): VmRecord[] {
     if (rec.spec.scaleDown !== 'pause') return [];
     return this.replicas()
-      .filter((v) => v.state === 'paused' && !this.removing.has(v.id) && !this.resuming.has(v.id))
+      // Not one still in pauseReplica (its record says paused a moment before that ends): it
+      // is counted among the pausing ones.
+      .filter((v) => v.state === 'paused' && !this.removing.has(v.id) && !this.resuming.has(v.id) && !this.pausing.has(v.id))
       .sort((a, b) => b.stateChangedAt.localeCompare(a.stateChangedAt));
   }
 
@@ -219,8 +222,14 @@ export class ServiceController {
     if (slots.length > desired) {
       const rank = (v: VmRecord): number => (v.state === 'failed' || v.state === 'stopped' ? 0 : this.health.get(v.id)?.ready ? 2 : 1);
       const extras = [...slots].sort((a, b) => rank(a) - rank(b) || b.createdAt.localeCompare(a.createdAt)).slice(0, slots.length - desired);
+      // A pause waits only for the requests through the gateway. A service scaled on an
+      // outside metric (http-json: a queue's backlog) has replicas that pull their work,
+      // which the daemon cannot see: one paused in the middle of a task would hold it until
+      // its lease ran out. So it pauses only when it goes to zero (nothing was pending for
+      // scaleToZeroAfterMs), and a scale-down above zero drains and removes as before.
+      const pauses = spec.scaleDown === 'pause' && (desired === 0 || spec.autoscale?.metric !== 'http-json');
       for (const v of extras) {
-        if (spec.scaleDown === 'pause' && v.state === 'running') this.pauseReplica(v, `scaled to ${desired}`);
+        if (pauses && v.state === 'running') this.pauseReplica(v, `scaled to ${desired}`);
         else this.removeReplica(v, `scaled to ${desired}`, true);
       }
     }
