@@ -13,6 +13,8 @@ export interface AutoscaleDemoOptions {
   leaseSec: number;
   pool: number;
   target: number;
+  /** What a scale-down does with a worker: remove it, or (at zero) pause it for the next batch. */
+  scaleDown: 'remove' | 'pause';
   keep: boolean;
   log: (l: string) => void;
 }
@@ -42,10 +44,11 @@ export async function runAutoscaleDemo(o: AutoscaleDemoOptions): Promise<boolean
   log('booting kvstore, db, storage and master as microVMs');
   const vms = await bootDemo({ client, appsDir: '', workers: 0, masterPort: o.masterPort, leaseSec: o.leaseSec, log });
   const db = vms.find((v) => v.name === 'db')!;
-  await createWorkerService({ client, dbIp: db.ip!, maxWorkers: o.workers, leaseSec: o.leaseSec, target: o.target, poolSize: o.pool });
+  await createWorkerService({ client, dbIp: db.ip!, maxWorkers: o.workers, leaseSec: o.leaseSec, target: o.target, poolSize: o.pool, scaleDown: o.scaleDown });
   log(
     `service ${WORKER_SERVICE}: 0..${o.workers} replicas, autoscaled on ${backlogUrl(db.ip!)} field ${BACKLOG_FIELD} (target ${o.target} pending tasks per worker)` +
-      (o.pool ? `, pool of ${o.pool}` : ''),
+      (o.pool ? `, pool of ${o.pool}` : '') +
+      (o.scaleDown === 'pause' ? ', workers paused at zero and resumed by the next batch' : ''),
   );
   const master = new MasterClient(`http://127.0.0.1:${o.masterPort}`);
   log('');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { UigniterClient } from '../../client/client.js';
+import { invalid } from '../../core/errors.js';
 import { packageRoot } from '../../util/package-root.js';
 import { resolveHome } from '../../util/paths.js';
 import { processAlive } from '../../util/process.js';
@@ -65,8 +66,10 @@ export function registerDemo(program: Command): void {
     .option('--autoscale', "run the workers as a service 'worker' (min 0, max --workers) scaled on the db's backlog")
     .option('--pool <n>', 'with --autoscale: pre-booted workers kept aside', int, 0)
     .option('--target <n>', 'with --autoscale: pending tasks (waiting or being worked on) per worker', Number, 2)
-    .action(async (o: { workers?: number; images: number; port: number; leaseSec: number; keep?: boolean; autoscale?: boolean; pool: number; target: number }) => {
+    .option('--scale-down <what>', "with --autoscale: 'remove' workers (default), or 'pause' them at zero for the next batch to resume", 'remove')
+    .action(async (o: { workers?: number; images: number; port: number; leaseSec: number; keep?: boolean; autoscale?: boolean; pool: number; target: number; scaleDown: string }) => {
       if (o.autoscale) {
+        if (o.scaleDown !== 'remove' && o.scaleDown !== 'pause') throw invalid('scaleDown', `--scale-down '${o.scaleDown}' must be remove or pause`);
         const { runAutoscaleDemo } = await import('../../demo/autoscale-demo.js');
         const home = resolveHome(program.opts<{ home?: string }>().home);
         const log = (l: string): void => void process.stdout.write(`${l}\n`);
@@ -82,6 +85,7 @@ export function registerDemo(program: Command): void {
           leaseSec: o.leaseSec,
           pool: o.pool,
           target: o.target,
+          scaleDown: o.scaleDown,
           keep: o.keep ?? false,
           log,
         });
