@@ -84,6 +84,10 @@ export async function runAutoscaleDemo(o: AutoscaleDemoOptions): Promise<boolean
   const problems = autoscaleProblems(r, o.images);
   for (const p of problems) log(p);
   if (problems.length === 0) log(`\nevery task done exactly once, every pixel right; workers went 0 -> ${r.peakReady} -> 0`);
+  if (o.scaleDown === 'pause') {
+    const paused = (await client.raw<{ status: { paused: number } }>('GET', `/services/${WORKER_SERVICE}`)).status.paused;
+    log(`${paused} worker(s) paused at zero: the next batch resumes them before it starts any`);
+  }
   log(`\ntotal ${((Date.now() - started) / 1000).toFixed(1)} s`);
   if (o.keep) {
     log(
