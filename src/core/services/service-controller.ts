@@ -210,8 +210,9 @@ export class ServiceController {
     // may have finished while the probes above were awaited, and a count from before them
     // would start one replica too many.
     const standby = this.standby(rec);
+    const standbyIds = new Set(standby.map((v) => v.id));
     const slots = this.replicas()
-      .filter((v) => !this.removing.has(v.id) && !this.pausing.has(v.id) && !standby.some((p) => p.id === v.id))
+      .filter((v) => !this.removing.has(v.id) && !this.pausing.has(v.id) && !standbyIds.has(v.id))
       .filter((v) => isActive(v.state) || v.state === 'creating' || v.state === 'failed' || v.state === 'stopped' || v.state === 'suspended');
     const desired = Math.min(Math.max(rec.desired, spec.replicas.min), spec.replicas.max);
     const missing = desired - slots.length - [...this.pendingStarts].filter((n) => !slots.some((v) => v.name === n)).length;
@@ -323,7 +324,6 @@ export class ServiceController {
     })()
       .catch((e: unknown) => {
         this.event('pause-failed', `replica ${v.name} could not be paused: ${messageOf(e)}; removing it`, { vm: v.name });
-        this.pausing.delete(v.id);
         this.removeReplica(v, 'pause failed');
       })
       .finally(() => {
